@@ -1,0 +1,310 @@
+"""NumPy reference kernels: the readable specification of every fastnn kernel.
+
+Every function here has a twin with the same name and signature in
+``fastnn.kernels.numba`` and ``fastnn.kernels.cython``; the tests hold the twins to this
+module. Conventions shared by all three implementations:
+
+- Arrays are C-contiguous, all of one floating dtype (float32 or float64) per call;
+  inputs may be read-only. Results are written into the caller's ``*_out`` arrays; a
+  trailing ``_`` in a name means the leading arrays are updated in place.
+- 2-D arrays are ``(n_samples, n_outputs)``; ``sample_weight`` is ``(n_samples,)``
+  (pass ones for unweighted); optimizer buffers are 1-D (one flat parameter buffer).
+- Per-element arithmetic runs in float64 and is stored in the array dtype; loss sums are
+  accumulated and returned in float64. Scalars (learning rates, bias corrections) are
+  float64, computed once per call by the caller.
+- ``act`` is one of the integer codes in ``fastnn.kernels`` (IDENTITY, LOGISTIC, TANH,
+  RELU, LEAKY_RELU, SOFTMAX).
+"""
+
+import numpy as np
+
+from . import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTMAX, TANH
+
+# --------------------------------------------------------------------------- activations
+
+
+def _expit(z):
+    """Logistic 1 / (1 + exp(-z)) evaluated through exp(-|z|): no overflow for any z."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def activation(x, act, negative_slope, out):
+    """out = f(x), row-wise for softmax; ``out`` may be ``x``.
+
+    identity: x; logistic: 1 / (1 + exp(-x)); tanh; relu: max(x, 0);
+    leaky_relu: x if x > 0 else negative_slope * x;
+    softmax: exp(x - max_j x_j) / sum_j exp(x - max_j x_j) over each row.
+    """
+    z = np.asarray(x, dtype=np.float64)
+    if z.size == 0:
+        return
+    if act == IDENTITY:
+        r = z
+    elif act == LOGISTIC:
+        r = _expit(z)
+    elif act == TANH:
+        r = np.tanh(z)
+    elif act == RELU:
+        r = np.maximum(z, 0.0)
+    elif act == LEAKY_RELU:
+        r = np.where(z > 0, z, negative_slope * z)
+    elif act == SOFTMAX:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        r = e / e.sum(axis=1, keepdims=True)
+    else:
+        raise ValueError(f"unknown activation code {act}")
+    out[...] = r
+
+
+def activation_grad_(a, act, negative_slope, delta):
+    """delta *= f'(z), with the derivative computed from the forward output a = f(z).
+
+    identity: 1; logistic: a (1 - a); tanh: 1 - a**2; relu: [a > 0];
+    leaky_relu: 1 if a > 0 else negative_slope (needs negative_slope >= 0);
+    softmax (the vector-Jacobian product of each row): a * (delta - sum_j a_j delta_j).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    d = np.asarray(delta, dtype=np.float64)
+    if act == IDENTITY:
+        return
+    if act == LOGISTIC:
+        r = d * a * (1.0 - a)
+    elif act == TANH:
+        r = d * (1.0 - a * a)
+    elif act == RELU:
+        r = np.where(a > 0, d, 0.0)
+    elif act == LEAKY_RELU:
+        r = np.where(a > 0, d, negative_slope * d)
+    elif act == SOFTMAX:
+        r = a * (d - (a * d).sum(axis=1, keepdims=True))
+    else:
+        raise ValueError(f"unknown activation code {act}")
+    delta[...] = r
+
+
+# --------------------------------------------------------------------------- dense layer
+
+
+def dense_forward(a, W, b, act, negative_slope, z_out):
+    """z_out = f(a @ W + b); a (n, n_in), W (n_in, n_out), b (n_out,), z_out (n, n_out)."""
+    np.matmul(a, W, out=z_out)
+    z_out += b
+    activation(z_out, act, negative_slope, z_out)
+
+
+def dense_backward(a_prev, delta, dW_out, db_out):
+    """dW_out = a_prev.T @ delta and db_out = delta summed over rows.
+
+    ``delta`` is d loss / d z of this layer (n, n_out); ``a_prev`` its input (n, n_in).
+    """
+    np.matmul(a_prev.T, delta, out=dW_out)
+    np.sum(delta, axis=0, out=db_out)
+
+
+def dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_out):
+    """delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from a_prev = f(z_prev)."""
+    np.matmul(delta, W.T, out=delta_prev_out)
+    activation_grad_(a_prev, act_prev, negative_slope, delta_prev_out)
+
+
+# --------------------------------------------------------------------------- losses
+#
+# Every loss takes y_true and raw of shape (n, k) and sample_weight of shape (n,), writes
+#   loss_out[i]        = sum_k loss(y_true[i, k], raw[i, k])     (unweighted, per sample)
+#   gradient_out[i, k] = sample_weight[i] * d loss / d raw[i, k]
+# and returns sum_i sample_weight[i] * loss_out[i] in float64.
+
+
+def _finish(loss, grad, sample_weight, loss_out, gradient_out):
+    w = np.asarray(sample_weight, dtype=np.float64)
+    per_sample = loss.sum(axis=1)
+    loss_out[:] = per_sample
+    gradient_out[...] = grad * w[:, None]
+    return float(np.dot(w, per_sample))
+
+
+def _log_clip_bounds(eps):
+    """Bounds on -log(p) when p is clipped to [eps, 1 - eps]; eps = 0 clips nothing."""
+    hi = -np.log(eps) if eps > 0 else np.inf
+    return -np.log1p(-eps), hi
+
+
+def half_squared_error_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
+    """Half squared error: loss = (raw - y)**2 / 2, gradient = raw - y."""
+    r = np.asarray(raw, np.float64) - np.asarray(y_true, np.float64)
+    return _finish(0.5 * r * r, r, sample_weight, loss_out, gradient_out)
+
+
+def absolute_error_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
+    """Absolute error: loss = |raw - y|, gradient = sign(raw - y).
+
+    At raw == y the subgradient 0 is used (as PyTorch's l1_loss and np.sign do).
+    """
+    r = np.asarray(raw, np.float64) - np.asarray(y_true, np.float64)
+    return _finish(np.abs(r), np.sign(r), sample_weight, loss_out, gradient_out)
+
+
+def huber_loss_gradient(y_true, raw, sample_weight, delta, loss_out, gradient_out):
+    """Huber: 0.5 r**2 for |r| <= delta, delta * (|r| - delta / 2) beyond; r = raw - y.
+
+    gradient = clip(r, -delta, delta): quadratic near zero, linear (robust) in the tails.
+    """
+    r = np.asarray(raw, np.float64) - np.asarray(y_true, np.float64)
+    small = np.abs(r) <= delta
+    loss = np.where(small, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
+    return _finish(loss, np.clip(r, -delta, delta), sample_weight, loss_out, gradient_out)
+
+
+def poisson_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
+    """Poisson negative log-likelihood with exp link (raw = log of the mean), no constant.
+
+    loss = exp(raw) - y * raw, gradient = exp(raw) - y  (PyTorch's poisson_nll_loss with
+    log_input=True, full=False; half of scikit-learn's Poisson deviance up to a constant).
+    """
+    z = np.asarray(raw, np.float64)
+    y = np.asarray(y_true, np.float64)
+    mu = np.exp(z)
+    return _finish(mu - y * z, mu - y, sample_weight, loss_out, gradient_out)
+
+
+def _softplus(t):
+    """log(1 + exp(t)) without overflow."""
+    return np.maximum(t, 0.0) + np.log1p(np.exp(-np.abs(t)))
+
+
+def binary_log_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient_out):
+    """Binary log-loss with the sigmoid link on logits raw, one column per label.
+
+    p = sigmoid(raw); loss = -y log(p) - (1 - y) log(1 - p), with p clipped to
+    [eps, 1 - eps] for the value (eps = 0: no clipping). Computed from logits:
+    -log(p) = softplus(-raw), -log(1 - p) = softplus(raw), each clipped to
+    [-log(1 - eps), -log(eps)]. gradient = p - y (of the unclipped loss).
+    """
+    z = np.asarray(raw, np.float64)
+    y = np.asarray(y_true, np.float64)
+    lo, hi = _log_clip_bounds(eps)
+    loss = y * np.clip(_softplus(-z), lo, hi) + (1.0 - y) * np.clip(_softplus(z), lo, hi)
+    return _finish(loss, _expit(z) - y, sample_weight, loss_out, gradient_out)
+
+
+def binary_log_loss_proba_gradient(y_true, proba, sample_weight, eps, loss_out, gradient_out):
+    """Binary log-loss on probabilities: pc = clip(p, eps, 1 - eps),
+
+    loss = -y log(pc) - (1 - y) log(1 - pc), gradient = (pc - y) / (pc (1 - pc)),
+    the derivative at the clipped point (needs 0 < eps < 1/2).
+    """
+    p = np.clip(np.asarray(proba, np.float64), eps, 1.0 - eps)
+    y = np.asarray(y_true, np.float64)
+    loss = -y * np.log(p) - (1.0 - y) * np.log1p(-p)
+    return _finish(loss, (p - y) / (p * (1.0 - p)), sample_weight, loss_out, gradient_out)
+
+
+def softmax_cross_entropy_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient_out):
+    """Softmax cross-entropy on logits raw (n, k), targets y_true (n, k) (one-hot or soft).
+
+    loss = -sum_k y_k log p_k with p = softmax(raw), where -log p_k = logsumexp(raw) - raw_k
+    is clipped to [-log(1 - eps), -log(eps)] (eps = 0: no clipping);
+    gradient = p * sum_k y_k - y  (= p - y for targets that sum to one).
+    """
+    z = np.asarray(raw, np.float64)
+    y = np.asarray(y_true, np.float64)
+    k = z.shape[1]
+    if z.size == 0:
+        return _finish(np.zeros((z.shape[0], k)), z, sample_weight, loss_out, gradient_out)
+    m = z.max(axis=1, keepdims=True)
+    e = np.exp(z - m)
+    s = e.sum(axis=1, keepdims=True)
+    nlp = np.clip(m + np.log(s) - z, *_log_clip_bounds(eps))
+    loss = y * nlp
+    grad = e / s * y.sum(axis=1, keepdims=True) - y
+    return _finish(loss, grad, sample_weight, loss_out, gradient_out)
+
+
+# --------------------------------------------------------------------------- optimizers
+#
+# All optimizer updates work in place on 1-D buffers of one dtype: the parameters, their
+# gradients (read only) and the state. Hyperparameters and bias corrections are float64.
+
+
+def sgd_step_(params, grads, momentum_buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
+    """PyTorch's SGD: g = grad + weight_decay * p; with momentum mu != 0,
+    buf = g on the first step, else buf = mu * buf + (1 - dampening) * g, and
+    g = g + mu * buf (nesterov) or g = buf; then p -= lr * g.
+    ``momentum_buf`` is untouched (may be empty) when momentum == 0.
+    """
+    p = params.astype(np.float64)
+    g = grads.astype(np.float64) + weight_decay * p
+    if momentum != 0.0:
+        if first_step:
+            buf = g
+        else:
+            buf = momentum * momentum_buf.astype(np.float64) + (1.0 - dampening) * g
+        momentum_buf[:] = buf
+        g = g + momentum * buf if nesterov else buf
+    params[:] = p - lr * g
+
+
+def sgd_velocity_step_(params, grads, velocity, lr, momentum, nesterov):
+    """scikit-learn's SGD: v = mu * v - lr * grad; p += mu * v - lr * grad (nesterov)
+    or p += v. Equal to PyTorch's form for a constant lr, not when lr changes.
+    """
+    g = grads.astype(np.float64)
+    v = momentum * velocity.astype(np.float64) - lr * g
+    velocity[:] = v
+    update = momentum * v - lr * g if nesterov else v
+    params[:] = params.astype(np.float64) + update
+
+
+def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, eps,
+                  weight_decay, momentum, centered, correction):
+    """PyTorch's RMSprop with an optional bias correction c (c = 1: none;
+    c = 1 / (1 - alpha**t): Adam-like).
+
+    g = grad + weight_decay * p; s = alpha * s + (1 - alpha) * g**2;
+    centered: ga = alpha * ga + (1 - alpha) * g, var = c s - (c ga)**2, else var = c s;
+    d = sqrt(var) + eps; with momentum mu > 0: b = mu * b + g / d, p -= lr * b;
+    else p -= lr * g / d. ``grad_avg`` (not centered) and ``momentum_buf`` (mu == 0) are
+    untouched and may be empty.
+    """
+    p = params.astype(np.float64)
+    g = grads.astype(np.float64) + weight_decay * p
+    s = alpha * square_avg.astype(np.float64) + (1.0 - alpha) * g * g
+    square_avg[:] = s
+    if centered:
+        ga = alpha * grad_avg.astype(np.float64) + (1.0 - alpha) * g
+        grad_avg[:] = ga
+        var = correction * s - (correction * ga) ** 2
+    else:
+        var = correction * s
+    d = np.sqrt(var) + eps
+    if momentum > 0.0:
+        b = momentum * momentum_buf.astype(np.float64) + g / d
+        momentum_buf[:] = b
+        params[:] = p - lr * b
+    else:
+        params[:] = p - lr * g / d
+
+
+def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay,
+               decoupled_weight_decay, c1, c2, eps_in, eps_out):
+    """Adam / AdamW: one kernel for every bias-correction convention.
+
+    decoupled (AdamW): p *= 1 - lr * weight_decay, g = grad;
+    else (Adam's L2):  g = grad + weight_decay * p;
+    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g**2;
+    p -= lr * c1 * m / (sqrt(c2 * v + eps_in) + eps_out).
+    PyTorch: c1 = 1 / (1 - beta1**t), c2 = 1 / (1 - beta2**t), eps_in = 0, eps_out = eps.
+    scikit-learn: c1 = sqrt(1 - beta2**t) / (1 - beta1**t), c2 = 1, eps_in = 0, eps_out = eps.
+    """
+    p = params.astype(np.float64)
+    g = grads.astype(np.float64)
+    if decoupled_weight_decay:
+        p = p * (1.0 - lr * weight_decay)
+    else:
+        g = g + weight_decay * p
+    m = beta1 * exp_avg.astype(np.float64) + (1.0 - beta1) * g
+    v = beta2 * exp_avg_sq.astype(np.float64) + (1.0 - beta2) * g * g
+    exp_avg[:] = m
+    exp_avg_sq[:] = v
+    params[:] = p - lr * c1 * m / (np.sqrt(c2 * v + eps_in) + eps_out)
