@@ -1,0 +1,48 @@
+"""Layer sizes, the flat parameter buffer and its initialisation.
+
+All weights and biases live in one C-contiguous buffer laid out layer by layer as
+``[W_0 (n_0 x n_1, row-major), b_0 (n_1), W_1, b_1, ...]``; ``coefs`` and ``intercepts``
+are views into it, so one optimizer kernel updates the whole network.
+"""
+
+import numpy as np
+
+
+def layout(layer_sizes):
+    """Offsets of each layer's weights and bias in the flat buffer, and its total size.
+
+    Returns ``[(w_start, b_start, b_end), ...]`` (one per layer) and the buffer length.
+    """
+    spans, offset = [], 0
+    for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        b_start = offset + fan_in * fan_out
+        spans.append((offset, b_start, b_start + fan_out))
+        offset = b_start + fan_out
+    return spans, offset
+
+
+def unflatten(flat, layer_sizes):
+    """Views ``(coefs, intercepts)`` of the flat buffer, shaped (n_in, n_out) and (n_out,)."""
+    spans, _ = layout(layer_sizes)
+    coefs = [flat[w:b].reshape(n_in, n_out)
+             for (w, b, _), n_in, n_out in zip(spans, layer_sizes[:-1], layer_sizes[1:])]
+    intercepts = [flat[b:e] for _, b, e in spans]
+    return coefs, intercepts
+
+
+def init_params(layer_sizes, activation, random_state, dtype):
+    """Glorot-uniform initialisation, drawn exactly as scikit-learn's MLP does.
+
+    Every weight and bias is uniform in [-r, r], r = sqrt(f / (fan_in + fan_out)), with
+    f = 2 for the logistic activation and 6 otherwise; layers drawn in order, weights
+    before biases, from ``random_state`` (a np.random.RandomState).
+    """
+    factor = 2.0 if activation == "logistic" else 6.0
+    _, size = layout(layer_sizes)
+    flat = np.empty(size, dtype=dtype)
+    coefs, intercepts = unflatten(flat, layer_sizes)
+    for W, b in zip(coefs, intercepts):
+        bound = np.sqrt(factor / sum(W.shape))
+        W[...] = random_state.uniform(-bound, bound, W.shape)
+        b[...] = random_state.uniform(-bound, bound, b.shape)
+    return flat
