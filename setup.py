@@ -15,6 +15,10 @@ from setuptools import Extension, setup
 here = Path(__file__).parent
 # FASTNN_BOUNDSCHECK=1 builds a debug variant with bounds and wraparound checks on.
 debug = os.environ.get("FASTNN_BOUNDSCHECK") == "1"
+# The generated .c files do not record the directives: regenerate them all when the mode
+# differs from the last build's (else a stale checked or unchecked build is kept silently).
+mode_stamp = here / "build" / "fastnn-boundscheck"
+mode_changed = not mode_stamp.exists() or mode_stamp.read_text() != str(int(debug))
 
 extensions = [
     Extension(
@@ -29,6 +33,8 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
+        # the .pyx files cimport their shared .pxd (_common) by its plain name
+        include_path=[str(here / "kernels" / "cython")],
         compiler_directives={
             "language_level": "3",
             "boundscheck": debug,
@@ -36,5 +42,8 @@ setup(
             "initializedcheck": debug,
             "cdivision": True,
         },
+        force=mode_changed,
     )
 )
+mode_stamp.parent.mkdir(exist_ok=True)
+mode_stamp.write_text(str(int(debug)))

@@ -1,0 +1,43 @@
+"""Cython kernels: the compiled twins of fastnn.kernels.reference.
+
+Same names and signatures as the reference (see ``fastnn.kernels.KERNELS``); the
+extensions are built by setup.py from dense.pyx, loss.pyx and optim.pyx. The activation
+codes of the ``.pxd`` enum are exposed as ``fastnn.kernels.cython.dense.ACTIVATION_CODES``.
+"""
+
+from .dense import (
+    activation,
+    activation_grad_,
+    dense_backward,
+    dense_backward_delta,
+    dense_forward,
+)
+from .loss import (
+    absolute_error_loss_gradient,
+    binary_log_loss_gradient,
+    binary_log_loss_proba_gradient,
+    half_squared_error_loss_gradient,
+    huber_loss_gradient,
+    poisson_loss_gradient,
+    softmax_cross_entropy_loss_gradient,
+)
+from .optim import adam_step_, rmsprop_step_, sgd_step_, sgd_velocity_step_
+
+__all__ = [
+    "activation",
+    "activation_grad_",
+    "dense_forward",
+    "dense_backward",
+    "dense_backward_delta",
+    "half_squared_error_loss_gradient",
+    "absolute_error_loss_gradient",
+    "huber_loss_gradient",
+    "poisson_loss_gradient",
+    "binary_log_loss_gradient",
+    "binary_log_loss_proba_gradient",
+    "softmax_cross_entropy_loss_gradient",
+    "sgd_step_",
+    "sgd_velocity_step_",
+    "rmsprop_step_",
+    "adam_step_",
+]
