@@ -99,7 +99,7 @@ def dense_backward(a_prev, delta, dW_out, db_out):
     ``delta`` is d loss / d z of this layer (n, n_out); ``a_prev`` its input (n, n_in).
     """
     np.matmul(a_prev.T, delta, out=dW_out)
-    np.sum(delta, axis=0, out=db_out)
+    db_out[:] = delta.sum(axis=0, dtype=np.float64)
 
 
 def dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_out):
@@ -262,7 +262,7 @@ def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, 
     c = 1 / (1 - alpha**t): Adam-like).
 
     g = grad + weight_decay * p; s = alpha * s + (1 - alpha) * g**2;
-    centered: ga = alpha * ga + (1 - alpha) * g, var = c s - (c ga)**2, else var = c s;
+    centered: ga = alpha * ga + (1 - alpha) * g, var = max(c s - (c ga)**2, 0), else var = c s;
     d = sqrt(var) + eps; with momentum mu > 0: b = mu * b + g / d, p -= lr * b;
     else p -= lr * g / d. ``grad_avg`` (not centered) and ``momentum_buf`` (mu == 0) are
     untouched and may be empty.
@@ -274,7 +274,8 @@ def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, 
     if centered:
         ga = alpha * grad_avg.astype(np.float64) + (1.0 - alpha) * g
         grad_avg[:] = ga
-        var = correction * s - (correction * ga) ** 2
+        # clamped: rounding can make s - ga**2 slightly negative (PyTorch then gives NaN)
+        var = np.maximum(correction * s - (correction * ga) ** 2, 0.0)
     else:
         var = correction * s
     d = np.sqrt(var) + eps

@@ -85,7 +85,7 @@ def rmsprop_step_(
     double correction,
 ):
     """PyTorch's RMSprop with bias correction c: g = grad + wd p; s = alpha s + (1 - alpha) g**2;
-    var = c s - (c ga)**2 (centered) or c s; d = sqrt(var) + eps; p -= lr (mu b + g / d) or lr g / d."""
+    var = max(c s - (c ga)**2, 0) (centered) or c s; d = sqrt(var) + eps; p -= lr (mu b + g / d) or lr g / d."""
     cdef Py_ssize_t i, n = params.shape[0]
     cdef double p, g, s, ga, var, d, b
     cdef bint use_momentum = momentum > 0.0
@@ -105,6 +105,8 @@ def rmsprop_step_(
                 ga = alpha * grad_avg[i] + (1.0 - alpha) * g
                 grad_avg[i] = ga
                 var = correction * s - (correction * ga) * (correction * ga)
+                if var < 0.0:  # rounding; PyTorch would take sqrt of it and give NaN
+                    var = 0.0
             else:
                 var = correction * s
             d = sqrt(var) + eps
