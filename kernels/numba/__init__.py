@@ -1,0 +1,38 @@
+"""fastnn.kernels.numba: the Numba implementation of every fastnn kernel.
+
+Same names, signatures and semantics as ``fastnn.kernels.reference`` (the specification);
+the functions are ``numba.njit`` dispatchers (flags in ``_config``), compiled on first use
+for each combination of dtypes and read-only inputs and cached on disk. Importing this
+package imports numba but compiles nothing.
+"""
+
+from .dense import activation, activation_grad_, dense_backward, dense_backward_delta, dense_forward
+from .loss import (
+    absolute_error_loss_gradient,
+    binary_log_loss_gradient,
+    binary_log_loss_proba_gradient,
+    half_squared_error_loss_gradient,
+    huber_loss_gradient,
+    poisson_loss_gradient,
+    softmax_cross_entropy_loss_gradient,
+)
+from .optim import adam_step_, rmsprop_step_, sgd_step_, sgd_velocity_step_
+
+__all__ = [
+    "activation",
+    "activation_grad_",
+    "dense_forward",
+    "dense_backward",
+    "dense_backward_delta",
+    "half_squared_error_loss_gradient",
+    "absolute_error_loss_gradient",
+    "huber_loss_gradient",
+    "poisson_loss_gradient",
+    "binary_log_loss_gradient",
+    "binary_log_loss_proba_gradient",
+    "softmax_cross_entropy_loss_gradient",
+    "sgd_step_",
+    "sgd_velocity_step_",
+    "rmsprop_step_",
+    "adam_step_",
+]
