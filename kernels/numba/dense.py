@@ -110,6 +110,8 @@ def activation_grad_(a, act, negative_slope, delta):
     """
     if a.shape != delta.shape:
         raise ValueError("activation_grad_: a and delta must have the same shape")
+    if act < IDENTITY or act > SOFTMAX:  # as the reference: raises even when empty
+        raise ValueError("activation_grad_: unknown activation code")
     if act == IDENTITY or a.size == 0:
         return
     if act == SOFTMAX:
