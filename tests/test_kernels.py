@@ -12,6 +12,8 @@ import pytest
 import fastnn.kernels as fk
 from fastnn.kernels import KERNELS
 
+from conftest import _load_backend
+
 ALL_KERNEL_NAMES = {name for names in KERNELS.values() for name in names}
 
 
@@ -50,11 +52,11 @@ def test_backend_package_exposes_every_kernel(kernels):
 
 
 @pytest.mark.parametrize("group", sorted(KERNELS))
-def test_backend_module_defines_exactly_its_kernels(kernels, backend_name, group):
+@pytest.mark.parametrize("compiled", ["numba", "cython"])
+def test_backend_module_defines_exactly_its_kernels(compiled, group):
     """kernels/<backend>/<group> defines the kernels of KERNELS[group] and no other public
     function (helpers are private); the reference is one module and is checked above."""
-    if backend_name == "numpy":
-        pytest.skip("the reference is a single module (test_reference_defines_exactly_the_kernels)")
+    kernels = _load_backend(compiled)
     module = importlib.import_module(f"{kernels.__name__}.{group}")
     assert _public_functions(module) == set(KERNELS[group])
     # the package re-exports these very objects
