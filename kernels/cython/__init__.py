@@ -1,8 +1,10 @@
 """Cython kernels: the compiled twins of fastnn.kernels.reference.
 
 Same names and signatures as the reference (see ``fastnn.kernels.KERNELS``); the
-extensions are built by setup.py from dense.pyx, loss.pyx and optim.pyx. The activation
-codes of the ``.pxd`` enum are exposed as ``fastnn.kernels.cython.dense.ACTIVATION_CODES``.
+extensions are built by setup.py from dense.pyx, loss.pyx, optim.pyx and train.pyx; the
+math they share is in the header-only ``.pxd`` files (_dense, _loss, _optim). The codes of
+the ``.pxd`` enums are exposed as ``fastnn.kernels.cython.dense.ACTIVATION_CODES`` and
+``fastnn.kernels.cython.train.LOSS_CODES`` / ``OPTIMIZER_CODES``.
 """
 
 from .dense import (
@@ -22,6 +24,7 @@ from .loss import (
     softmax_cross_entropy_loss_gradient,
 )
 from .optim import adam_step_, rmsprop_step_, sgd_step_, sgd_velocity_step_
+from .train import forward, forward_backward, train_epoch
 
 __all__ = [
     "activation",
@@ -40,4 +43,7 @@ __all__ = [
     "sgd_velocity_step_",
     "rmsprop_step_",
     "adam_step_",
+    "forward",
+    "forward_backward",
+    "train_epoch",
 ]

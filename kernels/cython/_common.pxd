@@ -38,3 +38,23 @@ cdef inline double clip(double x, double lo, double hi) noexcept nogil:
     if x > hi:
         return hi
     return x
+
+
+# Data pointers of C-contiguous memoryviews for the pointer-based cores of _dense.pxd,
+# _loss.pxd and _optim.pxd. An empty view gives NULL (the cores never read it then), so
+# the boundscheck build never indexes past the end.
+
+cdef inline const floating* cptr1(const floating[::1] a) noexcept nogil:
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+cdef inline floating* ptr1(floating[::1] a) noexcept nogil:
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+cdef inline const floating* cptr2(const floating[:, ::1] a) noexcept nogil:
+    return &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
+
+
+cdef inline floating* ptr2(floating[:, ::1] a) noexcept nogil:
+    return &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL

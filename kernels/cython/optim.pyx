@@ -2,12 +2,12 @@
 
 Same names, signatures and semantics as fastnn.kernels.reference (the full docstrings live
 there). Buffers are 1-D, of the parameters' dtype; hyperparameters and bias corrections are
-double, computed once per step by the caller; each element is updated in double.
+double, computed once per step by the caller; each element is updated in double. The element
+loops are the nogil cores of _optim.pxd, shared with train.pyx.
 """
 
-from libc.math cimport sqrt
-
-from _common cimport floating
+from _common cimport cptr1, floating, ptr1
+from _optim cimport adam_update, rmsprop_update, sgd_update, sgd_velocity_update
 
 
 cdef int _check_len(str name, Py_ssize_t got, Py_ssize_t want) except -1:
@@ -29,24 +29,13 @@ def sgd_step_(
 ):
     """PyTorch's SGD: g = grad + wd p; buf = g (first step) or mu buf + (1 - dampening) g;
     g = g + mu buf (nesterov) or buf (only when mu != 0); p -= lr g."""
-    cdef Py_ssize_t i, n = params.shape[0]
-    cdef double p, g, buf
-    cdef bint use_momentum = momentum != 0.0
+    cdef Py_ssize_t n = params.shape[0]
     _check_len("grads", grads.shape[0], n)
-    if use_momentum:
+    if momentum != 0.0:
         _check_len("momentum_buf", momentum_buf.shape[0], n)
     with nogil:
-        for i in range(n):
-            p = params[i]
-            g = grads[i] + weight_decay * p
-            if use_momentum:
-                if first_step:
-                    buf = g
-                else:
-                    buf = momentum * momentum_buf[i] + (1.0 - dampening) * g
-                momentum_buf[i] = buf
-                g = g + momentum * buf if nesterov else buf
-            params[i] = p - lr * g
+        sgd_update(ptr1(params), cptr1(grads), ptr1(momentum_buf), n, lr, momentum,
+                   dampening, nesterov, weight_decay, first_step)
 
 
 def sgd_velocity_step_(
@@ -58,16 +47,11 @@ def sgd_velocity_step_(
     bint nesterov,
 ):
     """scikit-learn's SGD: v = mu v - lr grad; p += mu v - lr grad (nesterov) or p += v."""
-    cdef Py_ssize_t i, n = params.shape[0]
-    cdef double g, v
+    cdef Py_ssize_t n = params.shape[0]
     _check_len("grads", grads.shape[0], n)
     _check_len("velocity", velocity.shape[0], n)
     with nogil:
-        for i in range(n):
-            g = grads[i]
-            v = momentum * velocity[i] - lr * g
-            velocity[i] = v
-            params[i] = params[i] + (momentum * v - lr * g if nesterov else v)
+        sgd_velocity_update(ptr1(params), cptr1(grads), ptr1(velocity), n, lr, momentum, nesterov)
 
 
 def rmsprop_step_(
@@ -86,36 +70,17 @@ def rmsprop_step_(
 ):
     """PyTorch's RMSprop with bias correction c: g = grad + wd p; s = alpha s + (1 - alpha) g**2;
     var = max(c s - (c ga)**2, 0) (centered) or c s; d = sqrt(var) + eps; p -= lr (mu b + g / d) or lr g / d."""
-    cdef Py_ssize_t i, n = params.shape[0]
-    cdef double p, g, s, ga, var, d, b
-    cdef bint use_momentum = momentum > 0.0
+    cdef Py_ssize_t n = params.shape[0]
     _check_len("grads", grads.shape[0], n)
     _check_len("square_avg", square_avg.shape[0], n)
     if centered:
         _check_len("grad_avg", grad_avg.shape[0], n)
-    if use_momentum:
+    if momentum > 0.0:
         _check_len("momentum_buf", momentum_buf.shape[0], n)
     with nogil:
-        for i in range(n):
-            p = params[i]
-            g = grads[i] + weight_decay * p
-            s = alpha * square_avg[i] + (1.0 - alpha) * g * g
-            square_avg[i] = s
-            if centered:
-                ga = alpha * grad_avg[i] + (1.0 - alpha) * g
-                grad_avg[i] = ga
-                var = correction * s - (correction * ga) * (correction * ga)
-                if var < 0.0:  # rounding; PyTorch would take sqrt of it and give NaN
-                    var = 0.0
-            else:
-                var = correction * s
-            d = sqrt(var) + eps
-            if use_momentum:
-                b = momentum * momentum_buf[i] + g / d
-                momentum_buf[i] = b
-                params[i] = p - lr * b
-            else:
-                params[i] = p - lr * g / d
+        rmsprop_update(ptr1(params), cptr1(grads), ptr1(square_avg), ptr1(grad_avg),
+                       ptr1(momentum_buf), n, lr, alpha, eps, weight_decay, momentum, centered,
+                       correction)
 
 
 def adam_step_(
@@ -135,22 +100,10 @@ def adam_step_(
 ):
     """Adam / AdamW: p *= 1 - lr wd (decoupled) or g = grad + wd p; m = b1 m + (1 - b1) g;
     v = b2 v + (1 - b2) g**2; p -= lr c1 m / (sqrt(c2 v + eps_in) + eps_out)."""
-    cdef Py_ssize_t i, n = params.shape[0]
-    cdef double p, g, m, v
-    cdef double decay = 1.0 - lr * weight_decay, step = lr * c1
+    cdef Py_ssize_t n = params.shape[0]
     _check_len("grads", grads.shape[0], n)
     _check_len("exp_avg", exp_avg.shape[0], n)
     _check_len("exp_avg_sq", exp_avg_sq.shape[0], n)
     with nogil:
-        for i in range(n):
-            p = params[i]
-            g = grads[i]
-            if decoupled_weight_decay:
-                p = p * decay
-            else:
-                g = g + weight_decay * p
-            m = beta1 * exp_avg[i] + (1.0 - beta1) * g
-            v = beta2 * exp_avg_sq[i] + (1.0 - beta2) * g * g
-            exp_avg[i] = m
-            exp_avg_sq[i] = v
-            params[i] = p - step * m / (sqrt(c2 * v + eps_in) + eps_out)
+        adam_update(ptr1(params), cptr1(grads), ptr1(exp_avg), ptr1(exp_avg_sq), n, lr, beta1,
+                    beta2, weight_decay, decoupled_weight_decay, c1, c2, eps_in, eps_out)

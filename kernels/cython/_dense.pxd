@@ -1,0 +1,214 @@
+# The dense-layer math as nogil cores on raw pointers, shared by dense.pyx (the kernels
+# of the public API) and train.pyx (the whole training step). Header-only: every function
+# is `cdef inline`, compiled into each module that cimports it (a cdef function exported
+# from dense.pyx would be imported at runtime as a top-level module "dense", which the
+# include_path build cannot provide).
+#
+# 2-D arrays are row-major and contiguous: (n rows, k columns) with row stride k.
+# Arithmetic runs in double and is stored in the array type; the GEMMs go to the BLAS.
+
+from libc.math cimport exp, tanh
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+from _common cimport LEAKY_RELU, LOGISTIC, RELU, SOFTMAX, TANH, expit, floating
+
+# Column blocks of the bias-gradient sum: a double accumulator on the stack.
+cdef enum:
+    BIAS_BLOCK = 64
+
+
+cdef inline void softmax_row(
+    const floating* x,  # IN (k,)
+    Py_ssize_t k,
+    floating* out,  # OUT (k,), may be x
+    double* e,  # scratch, k doubles
+) noexcept nogil:
+    """out = exp(x - max x) / sum exp(x - max x); x is read before out is written."""
+    cdef Py_ssize_t j
+    cdef double m, s = 0.0
+    if k == 0:
+        return
+    m = x[0]
+    for j in range(1, k):
+        if x[j] > m:
+            m = x[j]
+    for j in range(k):
+        e[j] = exp(x[j] - m)
+        s += e[j]
+    for j in range(k):
+        out[j] = e[j] / s
+
+
+cdef inline void activation_rows(
+    const floating* x,  # IN (n, k)
+    Py_ssize_t n,
+    Py_ssize_t k,
+    int act,
+    double negative_slope,
+    floating* out,  # OUT (n, k), may be x
+    double* e,  # scratch, k doubles (softmax only)
+) noexcept nogil:
+    """out = f(x), row-wise for softmax.
+
+    One loop per activation, outside the element loop: relu and leaky_relu then compile to
+    branch-free vector code (a data-dependent branch per element mispredicts half the
+    time). relu and the comparisons are exact in the array type, the rest runs in double.
+    """
+    cdef Py_ssize_t i, m = n * k
+    if act == SOFTMAX:
+        for i in range(n):
+            softmax_row(x + i * k, k, out + i * k, e)
+    elif act == RELU:
+        for i in range(m):
+            out[i] = 0 if x[i] < 0 else x[i]  # NaN passes through, as np.maximum
+    elif act == LEAKY_RELU:
+        for i in range(m):
+            out[i] = x[i] if x[i] > 0 else negative_slope * x[i]
+    elif act == LOGISTIC:
+        for i in range(m):
+            out[i] = expit(x[i])
+    elif act == TANH:
+        for i in range(m):
+            out[i] = tanh(x[i])
+    elif <const floating*>out != x:
+        for i in range(m):
+            out[i] = x[i]
+
+
+cdef inline void activation_grad_rows(
+    const floating* a,  # IN (n, k)
+    Py_ssize_t n,
+    Py_ssize_t k,
+    int act,
+    double negative_slope,
+    floating* delta,  # INOUT (n, k)
+) noexcept nogil:
+    """delta *= f'(z) from a = f(z): logistic a (1 - a), tanh 1 - a**2, relu [a > 0],
+    leaky_relu 1 or negative_slope; softmax: delta = a * (delta - sum_j a_j delta_j).
+    One loop per activation, as activation_rows."""
+    cdef Py_ssize_t i, j, m = n * k
+    cdef double dot
+    if act == SOFTMAX:
+        for i in range(n):
+            dot = 0.0
+            for j in range(k):
+                dot += <double>a[i * k + j] * delta[i * k + j]
+            for j in range(k):
+                delta[i * k + j] = a[i * k + j] * (delta[i * k + j] - dot)
+    elif act == RELU:
+        for i in range(m):
+            delta[i] = delta[i] if a[i] > 0 else 0
+    elif act == LEAKY_RELU:
+        for i in range(m):
+            delta[i] = delta[i] if a[i] > 0 else negative_slope * delta[i]
+    elif act == LOGISTIC:
+        for i in range(m):
+            delta[i] = <double>delta[i] * a[i] * (1.0 - a[i])
+    elif act == TANH:
+        for i in range(m):
+            delta[i] = <double>delta[i] * (1.0 - <double>a[i] * a[i])
+
+
+cdef inline void gemm(
+    char transa,
+    char transb,
+    int m,
+    int n,
+    int k,
+    const floating* A,  # IN
+    int lda,
+    const floating* B,  # IN
+    int ldb,
+    floating* C,  # OUT
+    int ldc,
+) noexcept nogil:
+    """Column-major C (m, n) = op(A) @ op(B) (alpha 1, beta 0) on row-major buffers.
+
+    Empty products are handled here: nothing to do when m or n is 0, zeros when k is 0
+    (the BLAS would also need lda, ldb >= 1 there).
+    """
+    cdef Py_ssize_t i, j
+    cdef floating alpha = 1.0, beta = 0.0
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        for j in range(n):
+            for i in range(m):
+                C[j * ldc + i] = 0.0
+        return
+    if floating is float:
+        sgemm(&transa, &transb, &m, &n, &k, &alpha, <float*>A, &lda, <float*>B, &ldb,
+              &beta, C, &ldc)
+    else:
+        dgemm(&transa, &transb, &m, &n, &k, &alpha, <double*>A, &lda, <double*>B, &ldb,
+              &beta, C, &ldc)
+
+
+cdef inline void dense_forward_rows(
+    const floating* a,  # IN (n, n_in)
+    Py_ssize_t n,
+    Py_ssize_t n_in,
+    const floating* W,  # IN (n_in, n_out)
+    const floating* b,  # IN (n_out,)
+    Py_ssize_t n_out,
+    int act,
+    double negative_slope,
+    floating* z_out,  # OUT (n, n_out)
+    double* e,  # scratch, n_out doubles (softmax only)
+) noexcept nogil:
+    """z_out = f(a @ W + b); the bias is added in the array type, f runs in double."""
+    cdef Py_ssize_t i, j
+    cdef floating* z
+    # row-major z = a @ W is column-major z.T = W.T @ a.T
+    gemm(c'N', c'N', <int>n_out, <int>n, <int>n_in, W, <int>n_out, a, <int>n_in, z_out,
+         <int>n_out)
+    for i in range(n):  # row by row: the row stays in L1 between the two passes
+        z = z_out + i * n_out
+        for j in range(n_out):
+            z[j] = z[j] + b[j]
+        activation_rows(z, 1, n_out, act, negative_slope, z, e)
+
+
+cdef inline void dense_backward_rows(
+    const floating* a_prev,  # IN (n, n_in)
+    const floating* delta,  # IN (n, n_out)
+    Py_ssize_t n,
+    Py_ssize_t n_in,
+    Py_ssize_t n_out,
+    floating* dW_out,  # OUT (n_in, n_out)
+    floating* db_out,  # OUT (n_out,)
+) noexcept nogil:
+    """dW_out = a_prev.T @ delta, db_out = sum of delta over rows (accumulated in double)."""
+    cdef Py_ssize_t i, j, jb, j0, j1
+    cdef double acc[BIAS_BLOCK]
+    # row-major dW = a_prev.T @ delta is column-major dW.T = delta.T @ a_prev
+    gemm(c'N', c'T', <int>n_out, <int>n_in, <int>n, delta, <int>n_out, a_prev, <int>n_in,
+         dW_out, <int>n_out)
+    for jb in range((n_out + BIAS_BLOCK - 1) // BIAS_BLOCK):
+        j0 = jb * BIAS_BLOCK
+        j1 = min(j0 + BIAS_BLOCK, n_out)
+        for j in range(j0, j1):
+            acc[j - j0] = 0.0
+        for i in range(n):
+            for j in range(j0, j1):
+                acc[j - j0] += delta[i * n_out + j]
+        for j in range(j0, j1):
+            db_out[j] = acc[j - j0]
+
+
+cdef inline void dense_backward_delta_rows(
+    const floating* delta,  # IN (n, n_out)
+    const floating* W,  # IN (n_in, n_out)
+    const floating* a_prev,  # IN (n, n_in)
+    Py_ssize_t n,
+    Py_ssize_t n_in,
+    Py_ssize_t n_out,
+    int act_prev,
+    double negative_slope,
+    floating* delta_prev_out,  # OUT (n, n_in)
+) noexcept nogil:
+    """delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from a_prev = f(z_prev)."""
+    # row-major delta_prev = delta @ W.T is column-major delta_prev.T = W @ delta.T
+    gemm(c'T', c'N', <int>n_in, <int>n, <int>n_out, W, <int>n_out, delta, <int>n_out,
+         delta_prev_out, <int>n_in)
+    activation_grad_rows(a_prev, n, n_in, act_prev, negative_slope, delta_prev_out)

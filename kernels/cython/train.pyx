@@ -1,0 +1,495 @@
+"""Cython training kernels: the forward pass, one batch's loss and gradient, a whole epoch.
+
+Same names, signatures and semantics as fastnn.kernels.reference (the full docstrings, the
+flat parameter layout and the workspace layouts live there). Each call validates its
+arguments once, then runs without the GIL on raw pointers: ``train_epoch`` makes every
+mini-batch's gather, forward pass, fused loss-and-gradient, backward pass, L2 term and
+optimizer update inside one ``nogil`` block, with no Python object, no allocation and no
+memoryview operation per batch. The math is the cores of _dense.pxd, _loss.pxd and
+_optim.pxd, the same the single kernels (dense.pyx, loss.pyx, optim.pyx) run.
+"""
+
+from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.limits cimport INT_MAX
+from libc.math cimport isfinite, pow, sqrt
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from _common cimport IDENTITY, N_ACTIVATIONS, cptr1, cptr2, floating, ptr1, ptr2
+from _dense cimport dense_backward_delta_rows, dense_backward_rows, dense_forward_rows
+from _loss cimport (
+    LossParams, absolute_error, binary_log, elementwise_loss_rows, half_squared_error, huber,
+    log_clip_params, poisson, softmax_cross_entropy_rows,
+)
+from _optim cimport adam_update, rmsprop_update, sgd_velocity_update
+
+
+# Mirror fastnn.kernels (SQUARED_ERROR, ..., SGD, ADAM, RMSPROP); LOSS_CODES and
+# OPTIMIZER_CODES expose them so a test can check the two agree.
+cdef enum:
+    SQUARED_ERROR = 0
+    ABSOLUTE_ERROR = 1
+    HUBER = 2
+    POISSON = 3
+    BINARY_LOG_LOSS = 4
+    SOFTMAX_CROSS_ENTROPY = 5
+    N_LOSSES = 6
+
+cdef enum:
+    SGD = 0
+    ADAM = 1
+    RMSPROP = 2
+    N_OPTIMIZERS = 3
+
+# Layers of a network (len(layer_sizes) - 1): the per-layer offsets live on the stack.
+cdef enum:
+    MAX_LAYERS = 64
+
+LOSS_CODES = {
+    "squared_error": SQUARED_ERROR,
+    "absolute_error": ABSOLUTE_ERROR,
+    "huber": HUBER,
+    "poisson": POISSON,
+    "binary_log_loss": BINARY_LOG_LOSS,
+    "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,
+}
+OPTIMIZER_CODES = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
+
+
+ctypedef struct Net:
+    Py_ssize_t n_layers  # L
+    Py_ssize_t size[MAX_LAYERS + 1]  # n_0 (features) .. n_L (outputs)
+    Py_ssize_t w_off[MAX_LAYERS]  # W_l (n_l x n_{l+1}) starts here in the flat buffer
+    Py_ssize_t b_off[MAX_LAYERS]  # b_l (n_{l+1}) starts here
+    Py_ssize_t n_params
+    Py_ssize_t hidden_sum  # n_1 + ... + n_{L-1}
+    Py_ssize_t width_sum  # n_1 + ... + n_L
+    Py_ssize_t max_width  # max(n_1, ..., n_L): the softmax scratch
+    int hidden_act
+    double negative_slope
+
+
+# --------------------------------------------------------------------------- validation
+
+
+cdef int _network(const int64_t[::1] layer_sizes, int hidden_act, double negative_slope,
+                  Net* net) except -1:
+    """Fill ``net`` from layer_sizes, or raise ValueError naming the problem."""
+    cdef Py_ssize_t l, L = layer_sizes.shape[0] - 1
+    if L < 1 or L > MAX_LAYERS:
+        raise ValueError(
+            f"layer_sizes has {L + 1} entries, expected 2 to {MAX_LAYERS + 1} "
+            f"(n_features, hidden sizes..., n_outputs)"
+        )
+    for l in range(L + 1):
+        if layer_sizes[l] < 1 or layer_sizes[l] > INT_MAX:
+            raise ValueError(f"layer_sizes[{l}] = {layer_sizes[l]}, expected 1 to {INT_MAX}")
+    if hidden_act < 0 or hidden_act >= N_ACTIVATIONS:
+        raise ValueError(f"unknown activation code {hidden_act}")
+    net.n_layers = L
+    net.n_params = 0
+    net.hidden_sum = 0
+    net.width_sum = 0
+    net.max_width = 1
+    for l in range(L + 1):
+        net.size[l] = layer_sizes[l]
+    for l in range(L):
+        # each layer holds < 2**62 + 2**31 values; only their sum can overflow
+        if net.size[l] * net.size[l + 1] + net.size[l + 1] > PY_SSIZE_T_MAX - net.n_params:
+            raise ValueError(f"layer_sizes {list(layer_sizes)} need too many parameters")
+        net.w_off[l] = net.n_params
+        net.b_off[l] = net.n_params + net.size[l] * net.size[l + 1]
+        net.n_params = net.b_off[l] + net.size[l + 1]
+        net.width_sum += net.size[l + 1]
+        if l < L - 1:
+            net.hidden_sum += net.size[l + 1]
+        net.max_width = max(net.max_width, net.size[l + 1])
+    net.hidden_act = hidden_act
+    net.negative_slope = negative_slope
+    return 0
+
+
+cdef int _check_shape(str name, tuple got, tuple want) except -1:
+    if got != want:
+        raise ValueError(f"{name} has shape {got}, expected {want}")
+    return 0
+
+
+cdef int _check_work(Py_ssize_t got, object want, str sizer) except -1:
+    """want is a Python int: a huge batch_size or row count cannot overflow the check."""
+    if got < want:
+        raise ValueError(
+            f"work has length {got}, needs at least {want} (fastnn._network.{sizer})"
+        )
+    return 0
+
+
+cdef int _check_rows(Py_ssize_t rows) except -1:
+    if rows > INT_MAX:  # the BLAS takes int dimensions
+        raise ValueError(f"{rows} rows per GEMM, at most {INT_MAX} supported")
+    return 0
+
+
+cdef LossParams _loss_params(int loss, double loss_param) except *:
+    """The loss code checked, and its parameters (Huber's delta or the log-loss eps)."""
+    cdef LossParams prm
+    if loss < 0 or loss >= N_LOSSES:
+        raise ValueError(f"unknown loss code {loss}")
+    if loss == HUBER:
+        prm = log_clip_params(0.0)
+        prm.delta = loss_param
+        return prm
+    if loss == BINARY_LOG_LOSS or loss == SOFTMAX_CROSS_ENTROPY:
+        return log_clip_params(loss_param)
+    return log_clip_params(0.0)
+
+
+cdef double* _scratch(const Net* net) except NULL:
+    """max_width doubles for the softmax rows (hidden softmax, softmax cross-entropy)."""
+    cdef double* e = <double*>malloc(net.max_width * sizeof(double))
+    if e == NULL:
+        raise MemoryError()
+    return e
+
+
+# --------------------------------------------------------------------------- nogil cores
+
+
+cdef inline double _sum_of_squares(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum x_i**2 in double, in four interleaved partial sums: one running sum would be a
+    chain of dependent additions (the reference's np.dot sums in its own order too)."""
+    cdef Py_ssize_t i, n4 = n - n % 4
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    for i in range(0, n4, 4):
+        s0 += <double>x[i] * x[i]
+        s1 += <double>x[i + 1] * x[i + 1]
+        s2 += <double>x[i + 2] * x[i + 2]
+        s3 += <double>x[i + 3] * x[i + 3]
+    for i in range(n4, n):
+        s0 += <double>x[i] * x[i]
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline void _forward_layers(
+    const Net* net,
+    const floating* params,  # IN (n_params,)
+    const floating* X,  # IN (n, n_0)
+    Py_ssize_t n,
+    floating** out,  # OUT out[l] (n, n_{l+1}); out[L - 1] gets the raw output
+    double* e,  # scratch, max_width doubles
+) noexcept nogil:
+    """out[l] = f(out[l - 1] @ W_l + b_l), hidden layers with hidden_act, the last linear."""
+    cdef Py_ssize_t l, L = net.n_layers
+    cdef const floating* a = X
+    for l in range(L):
+        dense_forward_rows(a, n, net.size[l], params + net.w_off[l], params + net.b_off[l],
+                           net.size[l + 1], net.hidden_act if l < L - 1 else IDENTITY,
+                           net.negative_slope, out[l], e)
+        a = out[l]
+
+
+cdef inline double _loss_gradient(
+    int loss,
+    const LossParams* prm,
+    const floating* Y,  # IN (n, k)
+    const floating* raw,  # IN (n, k)
+    const floating* sample_weight,  # IN (n,)
+    Py_ssize_t n,
+    Py_ssize_t k,
+    floating* loss_out,  # OUT (n,)
+    floating* gradient_out,  # OUT (n, k)
+    double* e,  # scratch, k doubles
+) noexcept nogil:
+    """The fused loss-and-gradient kernel of a loss code; returns sum_i w_i loss_i."""
+    if loss == SQUARED_ERROR:
+        return elementwise_loss_rows(half_squared_error, prm, Y, raw, sample_weight, n, k,
+                                     loss_out, gradient_out)
+    if loss == ABSOLUTE_ERROR:
+        return elementwise_loss_rows(absolute_error, prm, Y, raw, sample_weight, n, k,
+                                     loss_out, gradient_out)
+    if loss == HUBER:
+        return elementwise_loss_rows(huber, prm, Y, raw, sample_weight, n, k,
+                                     loss_out, gradient_out)
+    if loss == POISSON:
+        return elementwise_loss_rows(poisson, prm, Y, raw, sample_weight, n, k,
+                                     loss_out, gradient_out)
+    if loss == BINARY_LOG_LOSS:
+        return elementwise_loss_rows(binary_log, prm, Y, raw, sample_weight, n, k,
+                                     loss_out, gradient_out)
+    return softmax_cross_entropy_rows(prm, Y, raw, sample_weight, n, k, loss_out,
+                                      gradient_out, e)
+
+
+cdef double _forward_backward_rows(
+    const Net* net,
+    const floating* params,  # IN (n_params,)
+    const floating* X,  # IN (n, n_0)
+    const floating* Y,  # IN (n, n_L)
+    const floating* sample_weight,  # IN (n,)
+    Py_ssize_t n,
+    int loss,
+    const LossParams* prm,
+    double alpha,
+    double scale,  # 1 / sum(sample_weight)
+    floating* grads_out,  # OUT (n_params,)
+    floating* work,  # scratch: loss_out (n) | a_1 .. a_L | delta_1 .. delta_L
+    double* e,  # scratch, max_width doubles
+    double* penalty_out,  # OUT alpha / 2 * sum ||W||**2
+) noexcept nogil:
+    """One batch: returns data_loss = sum_i w_i loss_i; grads_out = d (data_loss + penalty)
+    / d params * scale (reference.forward_backward)."""
+    cdef Py_ssize_t l, i, n_w, L = net.n_layers
+    cdef floating* acts[MAX_LAYERS]
+    cdef floating* deltas[MAX_LAYERS]
+    cdef floating* loss_out = work
+    cdef floating* p = work + n
+    cdef const floating* a_prev
+    cdef const floating* W
+    cdef floating* G
+    cdef double data_loss, sq_sum = 0.0
+    for l in range(L):
+        acts[l] = p
+        p += n * net.size[l + 1]
+    for l in range(L):
+        deltas[l] = p
+        p += n * net.size[l + 1]
+
+    _forward_layers(net, params, X, n, acts, e)
+    data_loss = _loss_gradient(loss, prm, Y, acts[L - 1], sample_weight, n, net.size[L],
+                               loss_out, deltas[L - 1], e)
+    for l in range(L - 1, -1, -1):
+        a_prev = X if l == 0 else acts[l - 1]
+        dense_backward_rows(a_prev, deltas[l], n, net.size[l], net.size[l + 1],
+                            grads_out + net.w_off[l], grads_out + net.b_off[l])
+        if l:
+            dense_backward_delta_rows(deltas[l], params + net.w_off[l], acts[l - 1], n,
+                                      net.size[l], net.size[l + 1], net.hidden_act,
+                                      net.negative_slope, deltas[l - 1])
+    # L2 term (weights only) and the 1 / sum(w) scale in one pass over the buffer
+    for l in range(L):
+        W = params + net.w_off[l]
+        G = grads_out + net.w_off[l]
+        n_w = net.size[l] * net.size[l + 1]
+        for i in range(n_w):
+            G[i] = (G[i] + alpha * W[i]) * scale
+        sq_sum += _sum_of_squares(W, n_w)
+        G = grads_out + net.b_off[l]
+        for i in range(net.size[l + 1]):
+            G[i] = G[i] * scale
+    penalty_out[0] = 0.5 * alpha * sq_sum
+    return data_loss
+
+
+cdef int _train_epoch_rows(
+    const Net* net,
+    const floating* X,  # IN (n, n_0)
+    const floating* Y,  # IN (n, n_L)
+    const floating* sample_weight,  # IN (n,)
+    Py_ssize_t n,
+    const int64_t* perm,  # IN (n,), every value in [0, n)
+    Py_ssize_t batch_size,
+    floating* params,  # INOUT (n_params,)
+    int loss,
+    const LossParams* prm,
+    double alpha,
+    int optimizer,
+    const double* hyper,  # IN [lr, beta1 | momentum, beta2 | decay, eps, nesterov]
+    floating* state0,  # INOUT (n_params,)
+    floating* state1,  # INOUT (n_params,), unused by SGD (may be NULL)
+    floating* grads,  # OUT (n_params,)
+    floating* work,  # scratch: X_batch | Y_batch | w_batch | forward_backward's
+    double* e,  # scratch, max_width doubles
+    double* loss_sum,  # INOUT
+    double* penalty_sum,  # INOUT
+    int64_t* step,  # INOUT
+) noexcept nogil:
+    """The epoch loop of reference.train_epoch; returns 1 if a non-finite loss stopped it."""
+    cdef Py_ssize_t batch, start, r, nb, src, B = batch_size
+    cdef Py_ssize_t n_in = net.size[0], n_out = net.size[net.n_layers]
+    cdef floating* Xb = work
+    cdef floating* Yb = Xb + B * n_in
+    cdef floating* wb = Yb + B * n_out
+    cdef floating* fb_work = wb + B
+    cdef double lr = hyper[0], beta1 = hyper[1], beta2 = hyper[2], eps = hyper[3]
+    cdef bint nesterov = hyper[4] != 0.0
+    cdef double sw, data_loss, penalty, t, c
+    for batch in range((n + B - 1) // B):
+        start = batch * B
+        nb = min(B, n - start)
+        sw = 0.0
+        for r in range(nb):
+            src = perm[start + r]
+            memcpy(Xb + r * n_in, X + src * n_in, n_in * sizeof(floating))
+            memcpy(Yb + r * n_out, Y + src * n_out, n_out * sizeof(floating))
+            wb[r] = sample_weight[src]
+            sw += wb[r]
+        if sw == 0.0:
+            continue
+        data_loss = _forward_backward_rows(net, params, Xb, Yb, wb, nb, loss, prm, alpha,
+                                           1.0 / sw, grads, fb_work, e, &penalty)
+        if not isfinite(data_loss + penalty):
+            return 1
+        loss_sum[0] += nb * data_loss / sw
+        penalty_sum[0] += nb * penalty / sw
+        step[0] += 1
+        t = <double>step[0]
+        # bias corrections: once per step, scalar pow
+        if optimizer == SGD:
+            sgd_velocity_update(params, grads, state0, net.n_params, lr, beta1, nesterov)
+        elif optimizer == ADAM:
+            c = sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t))
+            adam_update(params, grads, state0, state1, net.n_params, lr, beta1, beta2, 0.0,
+                        False, c, 1.0, 0.0, eps)
+        else:
+            c = 1.0 / (1.0 - pow(beta2, t))
+            rmsprop_update(params, grads, state0, <floating*>NULL, state1, net.n_params, lr,
+                           beta2, eps, 0.0, beta1, False, c)
+    return 0
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def forward(
+    const floating[:, ::1] X,  # IN (n, n_0)
+    const floating[::1] params,  # IN (n_params,)
+    const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
+    int hidden_act,
+    double negative_slope,
+    floating[::1] work,  # scratch: a_1 .. a_{L-1}
+    floating[:, ::1] raw_out,  # OUT (n, n_L)
+):
+    """raw_out = the network's output before the output activation, for rows X."""
+    cdef Net net
+    cdef Py_ssize_t l, n = X.shape[0]
+    cdef floating* out[MAX_LAYERS]
+    cdef floating* p
+    _network(layer_sizes, hidden_act, negative_slope, &net)
+    _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
+    _check_shape("params", (params.shape[0],), (net.n_params,))
+    _check_shape("raw_out", (raw_out.shape[0], raw_out.shape[1]), (n, net.size[net.n_layers]))
+    _check_work(work.shape[0], <object>n * net.hidden_sum, "forward_workspace_size")
+    _check_rows(n)
+    cdef double* e = _scratch(&net)
+    with nogil:
+        p = ptr1(work)
+        for l in range(net.n_layers - 1):
+            out[l] = p
+            p += n * net.size[l + 1]
+        out[net.n_layers - 1] = ptr2(raw_out)
+        if n > 0:
+            _forward_layers(&net, cptr1(params), cptr2(X), n, out, e)
+    free(e)
+
+
+def forward_backward(
+    const floating[:, ::1] X,  # IN (n, n_0)
+    const floating[:, ::1] Y,  # IN (n, n_L)
+    const floating[::1] sample_weight,  # IN (n,)
+    const floating[::1] params,  # IN (n_params,)
+    const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
+    int hidden_act,
+    double negative_slope,
+    int loss,
+    double loss_param,
+    double alpha,
+    floating[::1] grads_out,  # OUT (n_params,)
+    floating[::1] work,  # scratch: loss_out | a_1 .. a_L | delta_1 .. delta_L
+):
+    """Loss and gradient of one batch: returns (data_loss, penalty), data_loss = sum_i w_i
+    loss_i, penalty = alpha / 2 sum ||W||**2; grads_out = d (data_loss + penalty) / d params
+    / sum_i w_i. A zero weight sum raises ZeroDivisionError (as the reference)."""
+    cdef Net net
+    cdef Py_ssize_t i, n = X.shape[0]
+    cdef double sw = 0.0, data_loss, penalty
+    _network(layer_sizes, hidden_act, negative_slope, &net)
+    cdef LossParams prm = _loss_params(loss, loss_param)
+    _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
+    _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
+    _check_shape("sample_weight", (sample_weight.shape[0],), (n,))
+    _check_shape("params", (params.shape[0],), (net.n_params,))
+    _check_shape("grads_out", (grads_out.shape[0],), (net.n_params,))
+    _check_work(work.shape[0], <object>n * (1 + 2 * net.width_sum),
+                "forward_backward_workspace_size")
+    _check_rows(n)
+    for i in range(n):
+        sw += sample_weight[i]
+    if sw == 0.0:
+        raise ZeroDivisionError("sample_weight sums to zero")
+    cdef double* e = _scratch(&net)
+    with nogil:
+        data_loss = _forward_backward_rows(&net, cptr1(params), cptr2(X), cptr2(Y),
+                                           cptr1(sample_weight), n, loss, &prm, alpha,
+                                           1.0 / sw, ptr1(grads_out), ptr1(work), e, &penalty)
+    free(e)
+    return data_loss, penalty
+
+
+def train_epoch(
+    const floating[:, ::1] X,  # IN (n, n_0)
+    const floating[:, ::1] Y,  # IN (n, n_L)
+    const floating[::1] sample_weight,  # IN (n,)
+    const int64_t[::1] perm,  # IN (n,), row order; every value in [0, n)
+    Py_ssize_t batch_size,
+    floating[::1] params,  # INOUT (n_params,)
+    const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
+    int hidden_act,
+    double negative_slope,
+    int loss,
+    double loss_param,
+    double alpha,
+    int optimizer,
+    const double[::1] hyper,  # IN [lr, beta1 | momentum, beta2 | decay, eps, nesterov]
+    floating[:, ::1] state,  # INOUT (1 for SGD | 2, n_params)
+    int64_t step,
+    floating[::1] grads,  # OUT (n_params,), the last computed batch's gradient
+    floating[::1] work,  # scratch: X_batch | Y_batch | w_batch | forward_backward's
+):
+    """One epoch of mini-batch training over rows X[perm[s:s + batch_size]]: returns
+    (loss_sum, penalty_sum, step, nonfinite) as the reference."""
+    cdef Net net
+    cdef Py_ssize_t i, n = X.shape[0], B = batch_size
+    cdef int64_t v
+    cdef double loss_sum = 0.0, penalty_sum = 0.0
+    cdef int nonfinite
+    cdef floating* state1 = NULL
+    _network(layer_sizes, hidden_act, negative_slope, &net)
+    cdef LossParams prm = _loss_params(loss, loss_param)
+    if optimizer < 0 or optimizer >= N_OPTIMIZERS:
+        raise ValueError(f"unknown optimizer code {optimizer}")
+    if B < 1:
+        raise ValueError(f"batch_size is {B}, expected at least 1")
+    _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
+    _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
+    _check_shape("sample_weight", (sample_weight.shape[0],), (n,))
+    _check_shape("perm", (perm.shape[0],), (n,))
+    _check_shape("params", (params.shape[0],), (net.n_params,))
+    _check_shape("grads", (grads.shape[0],), (net.n_params,))
+    _check_shape("hyper", (hyper.shape[0],), (5,))
+    cdef Py_ssize_t state_rows = 1 if optimizer == SGD else 2
+    if state.shape[0] < state_rows or state.shape[1] != net.n_params:
+        raise ValueError(
+            f"state has shape {(state.shape[0], state.shape[1])}, expected "
+            f"({state_rows}, {net.n_params}) or more rows"
+        )
+    _check_work(work.shape[0], <object>B * (net.size[0] + net.size[net.n_layers] + 2
+                                            + 2 * net.width_sum), "train_workspace_size")
+    _check_rows(min(B, n))
+    for i in range(n):  # a bad index must never read outside X
+        v = perm[i]
+        if v < 0 or v >= n:
+            raise ValueError(f"perm[{i}] = {v} is out of range for {n} rows")
+    if n == 0:
+        return 0.0, 0.0, step, 0
+    if state_rows == 2:
+        state1 = &state[1, 0]
+    cdef double* e = _scratch(&net)
+    with nogil:
+        nonfinite = _train_epoch_rows(
+            &net, cptr2(X), cptr2(Y), cptr1(sample_weight), n, &perm[0], B, ptr1(params),
+            loss, &prm, alpha, optimizer, &hyper[0], ptr2(state), state1, ptr1(grads),
+            ptr1(work), e, &loss_sum, &penalty_sum, &step,
+        )
+    free(e)
+    return loss_sum, penalty_sum, step, nonfinite
