@@ -17,6 +17,7 @@ from .loss import (
     softmax_cross_entropy_loss_gradient,
 )
 from .optim import adam_step_, rmsprop_step_, sgd_step_, sgd_velocity_step_
+from .train import forward, forward_backward, train_epoch
 
 __all__ = [
     "activation",
@@ -35,4 +36,7 @@ __all__ = [
     "sgd_velocity_step_",
     "rmsprop_step_",
     "adam_step_",
+    "forward",
+    "forward_backward",
+    "train_epoch",
 ]
