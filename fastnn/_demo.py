@@ -1,60 +1,40 @@
 """The quick-start demo: a one-hidden-layer MLP on scikit-learn's digits, per backend.
 
-Until the compiled training epoch lands, the mini-batch loop here is Python calling one
-backend's kernels (dense forward, fused softmax cross-entropy, dense backward, Adam over
-the flat parameter buffer), with scikit-learn's conventions: L2 penalty alpha/2 ||W||^2
-per batch, Adam with the bias correction folded into the step size.
+Each epoch is one call of the backend's compiled ``train_epoch`` (forward, fused softmax
+cross-entropy, backward, L2 and Adam for every mini-batch), with scikit-learn's
+conventions, so scikit-learn's MLPClassifier with the same settings is the yardstick.
 """
 
 import time
+import warnings
 
 import numpy as np
 
 from . import _backends, kernels as _k
-from ._network import init_params, layout, unflatten
+from ._network import forward_workspace_size, init_params, train_workspace_size
 
 
 def train(X, Y, hidden=100, epochs=30, batch_size=200, lr=1e-3, alpha=1e-4, seed=0,
           backend=None, dtype=np.float64):
-    """Train a relu MLP with softmax output on one-hot Y; returns the flat parameters."""
+    """Train a relu MLP with softmax output on one-hot Y; returns (params, layer_sizes)."""
     kernels = _backends.get_kernels(backend)
     X = np.ascontiguousarray(X, dtype=dtype)
     Y = np.ascontiguousarray(Y, dtype=dtype)
-    sizes = [X.shape[1], hidden, Y.shape[1]]
+    sizes = np.array([X.shape[1], hidden, Y.shape[1]], dtype=np.int64)
     rng = np.random.RandomState(seed)
     params = init_params(sizes, "relu", rng, dtype)
-    grads, m, v = (np.zeros_like(params) for _ in range(3))
-    (W0, W1), (b0, b1) = unflatten(params, sizes)
-    (dW0, dW1), (db0, db1) = unflatten(grads, sizes)
-    w_mask = np.zeros_like(params)  # 1 on weights, 0 on biases: L2 applies to weights only
-    for w, b, _ in layout(sizes)[0]:
-        w_mask[w:b] = 1
-    hid = np.empty((batch_size, hidden), dtype)
-    raw = np.empty((batch_size, Y.shape[1]), dtype)
-    delta = np.empty_like(raw)
-    delta_hid = np.empty_like(hid)
-    loss_out = np.empty(batch_size, dtype)
-    ones = np.ones(batch_size, dtype)
+    state = np.zeros((2, params.size), dtype)
+    grads = np.empty_like(params)
+    work = np.empty(train_workspace_size(sizes, batch_size), dtype)
+    w = np.ones(X.shape[0], dtype)
+    hyper = np.array([lr, 0.9, 0.999, 1e-8, 0.0])
     eps = float(np.finfo(dtype).eps)
-    t = 0
+    step = 0
     for _ in range(epochs):
-        perm = rng.permutation(X.shape[0])
-        for start in range(0, X.shape[0], batch_size):
-            idx = perm[start:start + batch_size]
-            nb = len(idx)
-            xb, yb = X[idx], Y[idx]
-            kernels.dense_forward(xb, W0, b0, _k.RELU, 0.0, hid[:nb])
-            kernels.dense_forward(hid[:nb], W1, b1, _k.IDENTITY, 0.0, raw[:nb])
-            kernels.softmax_cross_entropy_loss_gradient(yb, raw[:nb], ones[:nb], eps,
-                                                        loss_out[:nb], delta[:nb])
-            delta[:nb] /= nb
-            kernels.dense_backward(hid[:nb], delta[:nb], dW1, db1)
-            kernels.dense_backward_delta(delta[:nb], W1, hid[:nb], _k.RELU, 0.0, delta_hid[:nb])
-            kernels.dense_backward(xb, delta_hid[:nb], dW0, db0)
-            grads += (alpha / nb) * w_mask * params
-            t += 1
-            c1 = np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
-            kernels.adam_step_(params, grads, m, v, lr, 0.9, 0.999, 0.0, False, c1, 1.0, 0.0, 1e-8)
+        perm = rng.permutation(X.shape[0]).astype(np.int64)
+        _, _, step, _ = kernels.train_epoch(X, Y, w, perm, batch_size, params, sizes, _k.RELU,
+                                            0.0, _k.SOFTMAX_CROSS_ENTROPY, eps, alpha, _k.ADAM,
+                                            hyper, state, step, grads, work)
     return params, sizes
 
 
@@ -62,11 +42,9 @@ def predict(params, sizes, X, backend=None):
     """Class indices predicted by the trained network."""
     kernels = _backends.get_kernels(backend)
     X = np.ascontiguousarray(X, dtype=params.dtype)
-    (W0, W1), (b0, b1) = unflatten(params, sizes)
-    hid = np.empty((X.shape[0], W0.shape[1]), params.dtype)
-    raw = np.empty((X.shape[0], W1.shape[1]), params.dtype)
-    kernels.dense_forward(X, W0, b0, _k.RELU, 0.0, hid)
-    kernels.dense_forward(hid, W1, b1, _k.IDENTITY, 0.0, raw)
+    raw = np.empty((X.shape[0], sizes[-1]), params.dtype)
+    work = np.empty(forward_workspace_size(sizes, X.shape[0]), params.dtype)
+    kernels.forward(X, params, sizes, _k.RELU, 0.0, work, raw)
     return raw.argmax(axis=1)
 
 
@@ -75,7 +53,6 @@ def run(epochs=30, out=print):
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier
-    import warnings
 
     X, y = load_digits(return_X_y=True)
     X = X / 16.0

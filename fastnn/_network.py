@@ -9,10 +9,8 @@ import numpy as np
 
 
 def layout(layer_sizes):
-    """Offsets of each layer's weights and bias in the flat buffer, and its total size.
-
-    Returns ``[(w_start, b_start, b_end), ...]`` (one per layer) and the buffer length.
-    """
+    """Offsets of each layer's weights and bias in the flat buffer, and its total size:
+    ``[(w_start, b_start, b_end), ...]`` (one per layer) and the buffer length."""
     spans, offset = [], 0
     for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
         b_start = offset + fan_in * fan_out
@@ -24,10 +22,26 @@ def layout(layer_sizes):
 def unflatten(flat, layer_sizes):
     """Views ``(coefs, intercepts)`` of the flat buffer, shaped (n_in, n_out) and (n_out,)."""
     spans, _ = layout(layer_sizes)
-    coefs = [flat[w:b].reshape(n_in, n_out)
+    coefs = [flat[w:b].reshape(int(n_in), int(n_out))
              for (w, b, _), n_in, n_out in zip(spans, layer_sizes[:-1], layer_sizes[1:])]
-    intercepts = [flat[b:e] for _, b, e in spans]
-    return coefs, intercepts
+    return coefs, [flat[b:e] for _, b, e in spans]
+
+
+def forward_workspace_size(layer_sizes, rows):
+    """Length of the workspace of ``forward`` for ``rows`` rows (see kernels.reference)."""
+    return int(rows * sum(layer_sizes[1:-1]))
+
+
+def forward_backward_workspace_size(layer_sizes, rows):
+    """Length of the workspace of ``forward_backward`` for ``rows`` rows."""
+    return int(rows * (1 + 2 * sum(layer_sizes[1:])))
+
+
+def train_workspace_size(layer_sizes, batch_size):
+    """Length of the workspace of ``train_epoch`` for batches of ``batch_size`` rows."""
+    n_in, n_out = layer_sizes[0], layer_sizes[-1]
+    return int(batch_size * (n_in + n_out + 1)
+               + forward_backward_workspace_size(layer_sizes, batch_size))
 
 
 def init_params(layer_sizes, activation, random_state, dtype):

@@ -20,6 +20,23 @@ ACTIVATIONS = {
     "softmax": SOFTMAX,
 }
 
+# Losses of the training kernels (output activation fused): code -> loss kernel.
+SQUARED_ERROR, ABSOLUTE_ERROR, HUBER, POISSON, BINARY_LOG_LOSS, SOFTMAX_CROSS_ENTROPY = range(6)
+
+LOSSES = {
+    "squared_error": SQUARED_ERROR,  # identity output, half squared error
+    "absolute_error": ABSOLUTE_ERROR,  # identity output
+    "huber": HUBER,  # identity output, loss_param = delta
+    "poisson": POISSON,  # exp output
+    "binary_log_loss": BINARY_LOG_LOSS,  # logistic output(s), loss_param = eps
+    "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,  # softmax output, loss_param = eps
+}
+
+# Optimizers of train_epoch, with scikit-learn's conventions: code -> update kernel.
+SGD, ADAM, RMSPROP = range(3)
+
+OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
+
 # Every kernel, by the module of the numba/cython implementation that holds it.
 KERNELS = {
     "dense": (
@@ -43,5 +60,10 @@ KERNELS = {
         "sgd_velocity_step_",
         "rmsprop_step_",
         "adam_step_",
+    ),
+    "train": (
+        "forward",
+        "forward_backward",
+        "train_epoch",
     ),
 }

@@ -18,7 +18,12 @@ module. Conventions shared by all three implementations:
 
 import numpy as np
 
-from . import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTMAX, TANH
+from fastnn._network import unflatten
+
+from . import (
+    ABSOLUTE_ERROR, ADAM, BINARY_LOG_LOSS, HUBER, IDENTITY, LEAKY_RELU, LOGISTIC, POISSON,
+    RELU, RMSPROP, SGD, SOFTMAX, SOFTMAX_CROSS_ENTROPY, SQUARED_ERROR, TANH,
+)
 
 # --------------------------------------------------------------------------- activations
 
@@ -309,3 +314,150 @@ def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_deca
     exp_avg[:] = m
     exp_avg_sq[:] = v
     params[:] = p - lr * c1 * m / (np.sqrt(c2 * v + eps_in) + eps_out)
+
+
+# --------------------------------------------------------------------------- training
+#
+# The network's parameters live in one flat buffer laid out layer by layer,
+# [W_1 (n_0 x n_1, row-major), b_1 (n_1), W_2, b_2, ...], for layer_sizes
+# [n_0 = n_features, n_1, ..., n_L = n_outputs]. Hidden layers apply hidden_act; the
+# output layer is linear (raw) and its activation is fused into the loss.
+#
+# Workspaces are 1-D arrays of the data dtype, sized by fastnn._network's
+# *_workspace_size functions, laid out as
+#   forward:          a_1 .. a_{L-1}                         (rows x n_l each)
+#   forward_backward: loss_out (rows) | a_1 .. a_L | delta_1 .. delta_L
+#   train_epoch:      X_batch (B x n_0) | Y_batch (B x n_L) | w_batch (B) | forward_backward's
+# with rows = the number of rows of X (B = batch_size for train_epoch).
+
+_LOSS_KERNELS = {
+    SQUARED_ERROR: ("half_squared_error_loss_gradient", False),
+    ABSOLUTE_ERROR: ("absolute_error_loss_gradient", False),
+    HUBER: ("huber_loss_gradient", True),
+    POISSON: ("poisson_loss_gradient", False),
+    BINARY_LOG_LOSS: ("binary_log_loss_gradient", True),
+    SOFTMAX_CROSS_ENTROPY: ("softmax_cross_entropy_loss_gradient", True),
+}
+
+
+def _carve(work, rows, widths):
+    """Consecutive (rows x width) views of the front of ``work``, and what is left."""
+    views = []
+    for width in widths:
+        views.append(work[:rows * width].reshape(rows, int(width)))
+        work = work[rows * width:]
+    return views, work
+
+
+def forward(X, params, layer_sizes, hidden_act, negative_slope, work, raw_out):
+    """raw_out = the network's output before the output activation, for rows X."""
+    coefs, intercepts = unflatten(params, layer_sizes)
+    hidden, _ = _carve(work, X.shape[0], layer_sizes[1:-1])
+    a = X
+    for W, b, z in zip(coefs, intercepts, hidden + [raw_out]):
+        dense_forward(a, W, b, hidden_act if z is not raw_out else IDENTITY, negative_slope, z)
+        a = z
+
+
+def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negative_slope,
+                     loss, loss_param, alpha, grads_out, work):
+    """Loss and gradient of one batch, scikit-learn's convention.
+
+    Returns (data_loss, penalty): data_loss = sum_i w_i loss_i (raw outputs, output
+    activation fused into ``loss``), penalty = alpha / 2 * sum ||W||**2 (weights only).
+    grads_out = d (data_loss + penalty) / d params / sum_i w_i; a zero weight sum raises
+    ZeroDivisionError (train_epoch skips such batches).
+    """
+    n = X.shape[0]
+    coefs, intercepts = unflatten(params, layer_sizes)
+    dcoefs, dintercepts = unflatten(grads_out, layer_sizes)
+    loss_out = work[:n]
+    acts, rest = _carve(work[n:], n, layer_sizes[1:])
+    deltas, _ = _carve(rest, n, layer_sizes[1:])
+    L = len(coefs)
+    a = X
+    for l in range(L):
+        dense_forward(a, coefs[l], intercepts[l], hidden_act if l < L - 1 else IDENTITY,
+                      negative_slope, acts[l])
+        a = acts[l]
+    name, has_param = _LOSS_KERNELS[loss]
+    extra = (loss_param,) if has_param else ()
+    data_loss = globals()[name](Y, acts[-1], sample_weight, *extra, loss_out, deltas[-1])
+    coefs64 = unflatten(params.astype(np.float64), layer_sizes)[0]
+    penalty = 0.5 * alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in coefs64)
+    sw = float(np.sum(sample_weight, dtype=np.float64))
+    if sw == 0.0:
+        raise ZeroDivisionError("forward_backward: sample_weight sums to zero")
+    scale = 1.0 / sw
+    for l in range(L - 1, -1, -1):
+        dense_backward(acts[l - 1] if l else X, deltas[l], dcoefs[l], dintercepts[l])
+        if l:
+            dense_backward_delta(deltas[l], coefs[l], acts[l - 1], hidden_act,
+                                 negative_slope, deltas[l - 1])
+    grads = grads_out.astype(np.float64)
+    for dW, W in zip(unflatten(grads, layer_sizes)[0], coefs64):
+        dW += alpha * W
+    grads_out[:] = grads * scale
+    return data_loss, penalty
+
+
+def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidden_act,
+                negative_slope, loss, loss_param, alpha, optimizer, hyper, state, step,
+                grads, work):
+    """One epoch of mini-batch training: rows X[perm[s:s + batch_size]] per batch, where
+    ``perm`` is a permutation of range(n_rows) (int64, length n_rows).
+
+    Each batch: forward, fused loss-and-gradient, backward (``forward_backward``), then
+    one optimizer update of the flat ``params``. ``optimizer`` (scikit-learn's rules;
+    ``hyper`` = [lr, beta1 or momentum, beta2 or decay, eps, nesterov], float64):
+      SGD:     sgd_velocity_step_ with lr, momentum, nesterov; state[0] = velocity;
+      ADAM:    adam_step_ with c1 = sqrt(1 - beta2**t) / (1 - beta1**t), c2 = 1,
+               eps outside the root; state[0] = m, state[1] = v;
+      RMSPROP: rmsprop_step_ (not centered) with decay, eps, momentum and bias correction
+               1 / (1 - decay**t); state[0] = square average, state[1] = momentum buffer.
+    ``step`` is the number of updates made before (t counts from step + 1). A batch whose
+    weights sum to zero is skipped. A batch whose loss is not finite stops the epoch
+    before its update.
+
+    Returns (loss_sum, penalty_sum, step, nonfinite): the sums over batches of
+    batch_rows * data_loss / sum(w) and batch_rows * penalty / sum(w) (so that
+    (loss_sum + penalty_sum) / n_rows is scikit-learn's loss_), the updated step count
+    and 1 if a non-finite loss stopped the epoch, else 0.
+    """
+    n, B = X.shape[0], batch_size
+    if perm.shape != (n,):
+        raise ValueError(f"perm must have shape ({n},), got {perm.shape}")
+    (Xb, Yb), rest = _carve(work, B, [layer_sizes[0], layer_sizes[-1]])
+    wb, fb_work = rest[:B], rest[B:]
+    lr, beta1, beta2, eps, nesterov = hyper
+    loss_sum = penalty_sum = 0.0
+    for start in range(0, n, B):
+        idx = perm[start:start + B]
+        nb = len(idx)
+        xb, yb, w = Xb[:nb], Yb[:nb], wb[:nb]
+        xb[...] = X[idx]
+        yb[...] = Y[idx]
+        w[...] = sample_weight[idx]
+        sw = float(np.sum(w, dtype=np.float64))
+        if sw == 0.0:
+            continue
+        data_loss, penalty = forward_backward(xb, yb, w, params, layer_sizes, hidden_act,
+                                              negative_slope, loss, loss_param, alpha,
+                                              grads, fb_work)
+        if not np.isfinite(data_loss + penalty):
+            return loss_sum, penalty_sum, step, 1
+        loss_sum += nb * data_loss / sw
+        penalty_sum += nb * penalty / sw
+        step += 1
+        if optimizer == SGD:
+            sgd_velocity_step_(params, grads, state[0], lr, beta1, bool(nesterov))
+        elif optimizer == ADAM:
+            c1 = np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+            adam_step_(params, grads, state[0], state[1], lr, beta1, beta2, 0.0, False,
+                       c1, 1.0, 0.0, eps)
+        elif optimizer == RMSPROP:
+            rmsprop_step_(params, grads, state[0], state[0][:0], state[1], lr, beta2, eps,
+                          0.0, beta1, False, 1.0 / (1.0 - beta2**step))
+        else:
+            raise ValueError(f"unknown optimizer code {optimizer}")
+    return loss_sum, penalty_sum, step, 0

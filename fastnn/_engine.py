@@ -1,0 +1,312 @@
+"""Training around the compiled kernels: epochs, schedules, early stopping, divergence.
+
+The estimator validates and encodes the data, then hands a :class:`Problem` (what is
+being fitted) and itself (the hyperparameters, and where fitted attributes go) to
+:func:`fit_stochastic` or :func:`fit_lbfgs`. One epoch is one kernel call; everything
+here runs once per epoch, never per mini-batch. The loop reproduces scikit-learn's MLP
+(``_fit_stochastic``): the same shuffles from the same random state, the same loss
+curve, stopping rules, learning-rate schedules and messages.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import shuffle as _shuffle
+from sklearn.utils.optimize import _check_optimize_result
+from threadpoolctl import threadpool_limits
+
+from . import kernels as _k
+from ._network import (
+    forward_backward_workspace_size,
+    forward_workspace_size,
+    train_workspace_size,
+)
+
+
+@dataclass
+class Problem:
+    """What is fitted: the network's shape and the loss, with the kernels that run it."""
+
+    kernels: object  # the backend's kernel module
+    layer_sizes: np.ndarray  # int64 [n_features, hidden..., n_outputs]
+    hidden_act: int  # activation code of the hidden layers
+    negative_slope: float
+    loss: int  # loss code (output activation fused)
+    loss_param: float  # Huber's delta, or the log-losses' clipping eps
+    alpha: float  # L2 penalty
+    report_divisor: float = 1.0  # scikit-learn reports squared error averaged over outputs
+
+    def forward(self, params, X):
+        """Raw network outputs (before the output activation) for the rows of X."""
+        raw = np.empty((X.shape[0], int(self.layer_sizes[-1])), dtype=params.dtype)
+        work = np.empty(forward_workspace_size(self.layer_sizes, X.shape[0]), params.dtype)
+        self.kernels.forward(X, params, self.layer_sizes, self.hidden_act,
+                             self.negative_slope, work, raw)
+        return raw
+
+    def loss_value(self, params, X, Y, sample_weight):
+        """Weighted mean data loss on (X, Y) in the reported convention (no penalty)."""
+        raw = self.forward(params, X)
+        loss_out = np.empty(X.shape[0], params.dtype)
+        gradient_out = np.empty_like(raw)
+        name = {_k.SQUARED_ERROR: "half_squared_error", _k.ABSOLUTE_ERROR: "absolute_error",
+                _k.HUBER: "huber", _k.POISSON: "poisson", _k.BINARY_LOG_LOSS: "binary_log_loss",
+                _k.SOFTMAX_CROSS_ENTROPY: "softmax_cross_entropy"}[self.loss]
+        kernel = getattr(self.kernels, name + "_loss_gradient")
+        extra = () if self.loss in (_k.SQUARED_ERROR, _k.ABSOLUTE_ERROR, _k.POISSON) else (
+            self.loss_param,)
+        total = kernel(Y, raw, sample_weight, *extra, loss_out, gradient_out)
+        return total / float(np.sum(sample_weight, dtype=np.float64)) / self.report_divisor
+
+
+def _epoch_loss(problem, loss_sum, penalty_sum, n_samples, offset):
+    """scikit-learn's loss_ from the kernel's per-epoch sums (see train_epoch)."""
+    return (loss_sum / problem.report_divisor + penalty_sum + offset) / n_samples
+
+
+def _batch_offsets(constant, sample_weight, perm, batch_size):
+    """sum over batches of rows * (weighted mean of ``constant`` in the batch): the term
+    scikit-learn's Poisson deviance adds to our loss (constant = xlogy(y, y) - y)."""
+    w = sample_weight[perm].astype(np.float64)
+    c = constant[perm]
+    starts = np.arange(0, len(perm), batch_size)
+    wsum = np.add.reduceat(w, starts)
+    csum = np.add.reduceat(w * c, starts)
+    rows = np.diff(np.append(starts, len(perm)))
+    keep = wsum > 0
+    return float(np.sum(rows[keep] * csum[keep] / wsum[keep]))
+
+
+class _Schedule:
+    """The optimizer's per-epoch state: scikit-learn's SGDOptimizer / AdamOptimizer
+    bookkeeping (learning rate, schedule, stopping), the buffers and the step count."""
+
+    def __init__(self, est, n_params, dtype):
+        self.solver = est.solver
+        self.learning_rate = float(est.learning_rate_init)
+        self.state = np.zeros((2, n_params), dtype=dtype)
+        self.step = 0
+
+    def hyper(self, est):
+        if self.solver == "sgd":
+            return np.array([self.learning_rate, est.momentum, 0.0, 0.0,
+                             float(est.nesterovs_momentum)])
+        if self.solver == "adam":
+            return np.array([self.learning_rate, est.beta_1, est.beta_2, est.epsilon, 0.0])
+        return np.array([self.learning_rate, est.momentum, est.beta_2, est.epsilon, 0.0])
+
+    def code(self):
+        return {"sgd": _k.SGD, "adam": _k.ADAM, "rmsprop": _k.RMSPROP}[self.solver]
+
+    def iteration_ends(self, est, time_step):
+        if self.solver == "sgd" and est.learning_rate == "invscaling":
+            self.learning_rate = float(est.learning_rate_init) / (time_step + 1) ** est.power_t
+
+    def trigger_stopping(self, est, msg):
+        if self.solver != "sgd" or est.learning_rate != "adaptive":
+            if est.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if est.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if est.verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+
+def _blas_limit(est):
+    """BLAS thread limit for the fit: ``blas_threads`` if set (None leaves it alone)."""
+    n = getattr(est, "blas_threads", None)
+    return threadpool_limits(limits=n, user_api="blas") if n is not None else _nullcontext()
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incremental,
+                   poisson_constant=None):
+    """Mini-batch training (sgd, adam, rmsprop), as scikit-learn's ``_fit_stochastic``.
+
+    ``params`` (the flat buffer) is updated in place; fitted attributes (loss_curve_,
+    n_iter_, t_, best_loss_, validation_scores_, ...) are set on ``est``. Returns the
+    final parameters (the best ones when early stopping).
+    """
+    rs = est._random_state
+    if not incremental or getattr(est, "_schedule", None) is None:
+        est._schedule = _Schedule(est, params.size, params.dtype)
+    schedule = est._schedule
+    if est.early_stopping and incremental:
+        raise ValueError("partial_fit does not support early_stopping=True")
+
+    if est.early_stopping:
+        stratify = y_for_split if est._stratify_validation else None
+        X, X_val, Y, Y_val, sample_weight, sw_val, *const = train_test_split(
+            X, Y, sample_weight,
+            *(() if poisson_constant is None else (poisson_constant,)),
+            random_state=rs, test_size=est.validation_fraction, stratify=stratify)
+        poisson_constant = const[0] if const else None
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+        if not np.sum(sw_val) > 0:
+            raise ValueError("The validation set has zero total sample_weight.")
+        X, Y, sample_weight = (np.ascontiguousarray(a) for a in (X, Y, sample_weight))
+        X_val, Y_val, sw_val = (np.ascontiguousarray(a) for a in (X_val, Y_val, sw_val))
+        y_val = est._decode_validation_targets(Y_val)
+
+    n_samples = X.shape[0]
+    sample_idx = np.arange(n_samples, dtype=np.int64)
+    if est.batch_size == "auto":
+        batch_size = min(200, n_samples)
+    else:
+        if est.batch_size > n_samples:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than "
+                "sample size. It is going to be clipped"
+            )
+        batch_size = int(np.clip(est.batch_size, 1, n_samples))
+
+    grads = np.empty_like(params)
+    work = np.empty(train_workspace_size(problem.layer_sizes, batch_size), params.dtype)
+    last_good = params.copy()
+    est.n_iter_ = 0  # counts this call's epochs, as scikit-learn's
+    with _blas_limit(est):
+        for _ in range(est.max_iter):
+            if est.shuffle:
+                sample_idx = _shuffle(sample_idx, random_state=rs)
+            last_good[:] = params
+            loss_sum, penalty_sum, step, nonfinite = problem.kernels.train_epoch(
+                X, Y, sample_weight, sample_idx, batch_size, params, problem.layer_sizes,
+                problem.hidden_act, problem.negative_slope, problem.loss, problem.loss_param,
+                problem.alpha, schedule.code(), schedule.hyper(est), schedule.state,
+                schedule.step, grads, work)
+            if nonfinite or not np.isfinite(params).all():
+                params[:] = last_good
+                warnings.warn(
+                    f"Training diverged in epoch {est.n_iter_ + 1}: the loss became "
+                    "non-finite, so training stopped and the parameters were restored "
+                    "to the end of the last finite epoch. Try a smaller "
+                    "learning_rate_init, or scale the input features.",
+                    ConvergenceWarning,
+                )
+                est._diverged = True
+                break
+            schedule.step = int(step)
+            offset = 0.0
+            if poisson_constant is not None:
+                offset = _batch_offsets(poisson_constant, sample_weight, sample_idx, batch_size)
+            est.n_iter_ += 1
+            est.loss_ = _epoch_loss(problem, loss_sum, penalty_sum, n_samples, offset)
+            est.t_ += n_samples
+            est.loss_curve_.append(est.loss_)
+            if est.verbose:
+                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+
+            if est.early_stopping:
+                est.validation_loss_curve_.append(
+                    problem.loss_value(params, X_val, Y_val, sw_val))
+                _update_validation(est, params, X_val, y_val, sw_val)
+            else:
+                _update_training(est)
+
+            schedule.iteration_ends(est, est.t_)
+
+            if est._no_improvement_count > est.n_iter_no_change:
+                if est.early_stopping:
+                    msg = ("Validation score did not improve more than tol=%f for %d "
+                           "consecutive epochs." % (est.tol, est.n_iter_no_change))
+                else:
+                    msg = ("Training loss did not improve more than tol=%f for %d "
+                           "consecutive epochs." % (est.tol, est.n_iter_no_change))
+                if schedule.trigger_stopping(est, msg):
+                    break
+                est._no_improvement_count = 0
+
+            if incremental:
+                break
+
+            if est.n_iter_ == est.max_iter:
+                warnings.warn(
+                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                    "optimization hasn't converged yet." % est.max_iter,
+                    ConvergenceWarning,
+                )
+
+    if est.early_stopping and est._best_params is not None:
+        params[:] = est._best_params
+    return params
+
+
+def _update_validation(est, params, X_val, y_val, sw_val):
+    score = est._score_params(params, X_val, y_val, sw_val)
+    est.validation_scores_.append(score)
+    if est.verbose:
+        print("Validation score: %f" % score)
+    if score < est.best_validation_score_ + est.tol:
+        est._no_improvement_count += 1
+    else:
+        est._no_improvement_count = 0
+    if score > est.best_validation_score_:
+        est.best_validation_score_ = score
+        est._best_params = params.copy()
+
+
+def _update_training(est):
+    if est.loss_curve_[-1] > est.best_loss_ - est.tol:
+        est._no_improvement_count += 1
+    else:
+        est._no_improvement_count = 0
+    if est.loss_curve_[-1] < est.best_loss_:
+        est.best_loss_ = est.loss_curve_[-1]
+
+
+def fit_lbfgs(est, problem, params, X, Y, sample_weight, poisson_constant=None):
+    """Full-batch L-BFGS-B through scipy on the kernels' forward_backward.
+
+    The objective is (sum_i w_i loss_i + alpha/2 ||W||^2) / sum_i w_i with its exact
+    gradient; ``loss_`` is reported in scikit-learn's convention.
+    """
+    grads = np.empty_like(params)
+    work = np.empty(forward_backward_workspace_size(problem.layer_sizes, X.shape[0]),
+                    params.dtype)
+    sw = float(np.sum(sample_weight, dtype=np.float64))
+    offset = 0.0 if poisson_constant is None else float(
+        np.dot(sample_weight, poisson_constant)) / sw
+
+    def objective(p):
+        p = np.ascontiguousarray(p, dtype=params.dtype)
+        data, penalty = problem.kernels.forward_backward(
+            X, Y, sample_weight, p, problem.layer_sizes, problem.hidden_act,
+            problem.negative_slope, problem.loss, problem.loss_param, problem.alpha,
+            grads, work)
+        return (data + penalty) / sw, grads.astype(np.float64)
+
+    iprint = 1 if est.verbose is True or est.verbose >= 1 else -1
+    options = {"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol}
+    if iprint > 0:
+        options["disp"] = True
+    with _blas_limit(est), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*iprint.*", category=DeprecationWarning)
+        result = scipy.optimize.minimize(objective, params.astype(np.float64),
+                                         method="L-BFGS-B", jac=True, options=options)
+    est.n_iter_ = _check_optimize_result("lbfgs", result, est.max_iter)
+    params[:] = result.x
+    data, penalty = problem.kernels.forward_backward(
+        X, Y, sample_weight, params, problem.layer_sizes, problem.hidden_act,
+        problem.negative_slope, problem.loss, problem.loss_param, problem.alpha, grads, work)
+    est.loss_ = (data / problem.report_divisor + penalty) / sw + offset
+    return params

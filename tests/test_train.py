@@ -1,0 +1,291 @@
+"""Training kernels: forward, forward_backward, train_epoch.
+
+Oracles: finite differences of forward_backward's loss, scikit-learn's own MLP (same
+initial weights and shuffles give the same weights and loss curve), and, across
+implementations, the NumPy reference (3 epochs: float64 within 1e-10, float32 1e-4).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastnn.kernels as fk
+from fastnn._network import (
+    forward_backward_workspace_size,
+    forward_workspace_size,
+    init_params,
+    train_workspace_size,
+    unflatten,
+)
+
+LOSS_CASES = [  # (loss code, loss_param, n_outputs, target kind)
+    (fk.SQUARED_ERROR, 0.0, 2, "real"),
+    (fk.ABSOLUTE_ERROR, 0.0, 2, "real"),
+    (fk.HUBER, 0.7, 2, "real"),
+    (fk.POISSON, 0.0, 2, "count"),
+    (fk.BINARY_LOG_LOSS, 1e-16, 3, "multilabel"),
+    (fk.SOFTMAX_CROSS_ENTROPY, 1e-16, 3, "onehot"),
+]
+LOSS_IDS = ["squared", "absolute", "huber", "poisson", "binary", "softmax"]
+HIDDEN = [fk.IDENTITY, fk.LOGISTIC, fk.TANH, fk.RELU, fk.LEAKY_RELU]
+
+
+def make_data(n, n_in, n_out, kind, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in))
+    if kind == "real":
+        Y = rng.normal(size=(n, n_out)) * 2
+    elif kind == "count":
+        Y = rng.poisson(2.0, size=(n, n_out)).astype(float)
+    elif kind == "multilabel":
+        Y = (rng.random((n, n_out)) < 0.4).astype(float)
+    else:
+        Y = np.eye(n_out)[rng.integers(0, n_out, n)]
+    w = rng.uniform(0.2, 2.0, n)
+    return (np.ascontiguousarray(a, dtype=dtype) for a in (X, Y, w))
+
+
+def network(sizes, dtype, seed=0, activation="tanh"):
+    return init_params(sizes, activation, np.random.RandomState(seed), dtype)
+
+
+def run_forward_backward(kernels, X, Y, w, params, sizes, act, loss, param, alpha):
+    grads = np.zeros_like(params)
+    work = np.full(forward_backward_workspace_size(sizes, X.shape[0]), np.nan, X.dtype)
+    data, penalty = kernels.forward_backward(X, Y, w, params, np.asarray(sizes, np.int64), act,
+                                             0.1, loss, param, alpha, grads, work)
+    return data, penalty, grads
+
+
+# ----------------------------------------------------------------- forward_backward
+
+
+@pytest.mark.parametrize("act", HIDDEN)
+@pytest.mark.parametrize("loss,param,n_out,kind", LOSS_CASES, ids=LOSS_IDS)
+def test_forward_backward_gradient_matches_central_differences(kernels, loss, param, n_out,
+                                                                kind, act, central_diff):
+    sizes = [3, 4, 3, n_out]
+    X, Y, w = make_data(7, 3, n_out, kind, np.float64, seed=act)
+    params = network(sizes, np.float64, seed=1)
+    alpha = 0.3
+    if loss == fk.ABSOLUTE_ERROR or loss == fk.HUBER:  # keep residuals away from the kinks
+        Y = Y + 5.0
+    data, penalty, grads = run_forward_backward(kernels, X, Y, w, params, sizes, act, loss,
+                                                param, alpha)
+
+    def objective(p):
+        d, pen, _ = run_forward_backward(kernels, X, Y, w, p, sizes, act, loss, param, alpha)
+        return (d + pen) / w.sum()
+
+    numeric = central_diff(objective, params, 1e-5)
+    np.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
+    coefs, _ = unflatten(params, sizes)
+    assert penalty == pytest.approx(0.5 * alpha * sum((W**2).sum() for W in coefs), rel=1e-12)
+
+
+@pytest.mark.parametrize("loss,param,n_out,kind", LOSS_CASES, ids=LOSS_IDS)
+def test_forward_backward_and_forward_match_reference(kernels, reference, dtype, tol, loss,
+                                                      param, n_out, kind, readonly):
+    sizes = [5, 6, 4, n_out]
+    X, Y, w = make_data(9, 5, n_out, kind, dtype, seed=3)
+    params = network(sizes, dtype, seed=2)
+    X, Y, w = readonly(X, Y, w)
+    expected = run_forward_backward(reference, X, Y, w, params, sizes, fk.RELU, loss, param, 1e-2)
+    got = run_forward_backward(kernels, X, Y, w, params, sizes, fk.RELU, loss, param, 1e-2)
+    assert got[0] == pytest.approx(expected[0], rel=tol["rtol"] * 10)
+    assert got[1] == pytest.approx(expected[1], rel=tol["rtol"] * 10)
+    np.testing.assert_allclose(got[2], expected[2], rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+    sizes_arr = np.asarray(sizes, np.int64)
+    raw_ref = np.empty((9, n_out), dtype)
+    raw = np.full((9, n_out), np.nan, dtype)
+    reference.forward(X, params, sizes_arr, fk.TANH, 0.0,
+                      np.empty(forward_workspace_size(sizes, 9), dtype), raw_ref)
+    kernels.forward(X, params, sizes_arr, fk.TANH, 0.0,
+                    np.empty(forward_workspace_size(sizes, 9), dtype), raw)
+    np.testing.assert_allclose(raw, raw_ref, **tol)
+    # by hand with NumPy
+    (W1, W2, W3), (b1, b2, b3) = unflatten(params.astype(np.float64), sizes)
+    x = X.astype(np.float64)
+    by_hand = np.tanh(np.tanh(x @ W1 + b1) @ W2 + b2) @ W3 + b3
+    np.testing.assert_allclose(raw, by_hand, rtol=tol["rtol"] * 100, atol=tol["atol"] * 100)
+
+
+# ----------------------------------------------------------------- train_epoch
+
+OPTIMIZERS = [  # (code, hyper = [lr, beta1 | momentum, beta2 | decay, eps, nesterov])
+    (fk.SGD, [0.05, 0.9, 0.0, 0.0, 0.0]),
+    (fk.SGD, [0.05, 0.9, 0.0, 0.0, 1.0]),
+    (fk.ADAM, [0.01, 0.9, 0.999, 1e-8, 0.0]),
+    (fk.RMSPROP, [0.005, 0.5, 0.9, 1e-8, 0.0]),
+]
+OPT_IDS = ["sgd", "sgd-nesterov", "adam", "rmsprop"]
+
+
+def run_epochs(kernels, X, Y, w, sizes, loss, param, opt, hyper, epochs=3, batch_size=16,
+               act=fk.RELU, seed=0, params=None):
+    dtype = X.dtype
+    params = network(sizes, dtype, seed=seed) if params is None else params
+    state = np.zeros((2, params.size), dtype)
+    grads = np.zeros_like(params)
+    work = np.full(train_workspace_size(sizes, batch_size), np.nan, dtype)
+    rs = np.random.RandomState(seed)
+    step, curve = 0, []
+    for _ in range(epochs):
+        perm = rs.permutation(X.shape[0]).astype(np.int64)
+        loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
+            X, Y, w, perm, batch_size, params, np.asarray(sizes, np.int64), act, 0.01,
+            loss, param, 1e-3, opt, np.asarray(hyper, np.float64), state, step, grads, work)
+        assert nonfinite == 0
+        curve.append((loss_sum + penalty_sum) / X.shape[0])
+    return params, state, step, curve
+
+
+@pytest.mark.parametrize("opt,hyper", OPTIMIZERS, ids=OPT_IDS)
+@pytest.mark.parametrize("loss,param,n_out,kind", LOSS_CASES, ids=LOSS_IDS)
+def test_train_epoch_matches_reference_after_3_epochs(kernels, reference, dtype, loss, param,
+                                                      n_out, kind, opt, hyper):
+    sizes = [6, 8, 5, n_out]
+    X, Y, w = make_data(50, 6, n_out, kind, dtype, seed=5)  # 50 rows: the last batch is short
+    expected = run_epochs(reference, X, Y, w, sizes, loss, param, opt, hyper)
+    got = run_epochs(kernels, X, Y, w, sizes, loss, param, opt, hyper)
+    rtol, atol = (1e-10, 1e-12) if dtype == np.float64 else (1e-4, 1e-5)
+    np.testing.assert_allclose(got[0], expected[0], rtol=rtol, atol=atol)
+    np.testing.assert_allclose(got[1], expected[1], rtol=rtol, atol=atol)
+    assert got[2] == expected[2] == 3 * 4
+    np.testing.assert_allclose(got[3], expected[3], rtol=rtol)
+
+
+def test_train_epoch_equals_scikit_learn_mlp(kernels):
+    """Same initial weights, same shuffles, Adam: scikit-learn's MLPClassifier reaches the
+    same weights and loss curve in float64."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.utils import shuffle
+
+    X, Y, _ = make_data(120, 4, 3, "onehot", np.float64, seed=9)
+    y = Y.argmax(axis=1)
+    clf = MLPClassifier(hidden_layer_sizes=(7, 5), activation="tanh", batch_size=32,
+                        max_iter=3, random_state=0, tol=0.0, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    sizes = [4, 7, 5, 3]
+    rs = np.random.RandomState(0)
+    params = init_params(sizes, "tanh", rs, np.float64)
+    state = np.zeros((2, params.size))
+    grads = np.zeros_like(params)
+    work = np.empty(train_workspace_size(sizes, 32))
+    w = np.ones(120)
+    idx, step, curve = np.arange(120), 0, []
+    for _ in range(3):
+        idx = shuffle(idx, random_state=rs)  # scikit-learn reshuffles the previous order
+        loss_sum, penalty_sum, step, _ = kernels.train_epoch(
+            X, Y, w, idx.astype(np.int64), 32, params, np.asarray(sizes, np.int64), fk.TANH,
+            0.0, fk.SOFTMAX_CROSS_ENTROPY, float(np.finfo(np.float64).eps), 1e-4, fk.ADAM,
+            np.array([0.01, 0.9, 0.999, 1e-8, 0.0]), state, step, grads, work)
+        curve.append((loss_sum + penalty_sum) / 120)
+    coefs, intercepts = unflatten(params, sizes)
+    for got, expected in zip(coefs + intercepts, clf.coefs_ + clf.intercepts_):
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(curve, clf.loss_curve_, rtol=1e-10)
+
+
+def test_train_epoch_stops_on_non_finite_loss_before_updating(kernels):
+    sizes = [3, 4, 1]
+    X, Y, w = make_data(40, 3, 1, "count", np.float64, seed=1)
+    X *= 1e3
+    params = network(sizes, np.float64) * 50
+    before = params.copy()
+    state = np.zeros((2, params.size))
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the point here
+        loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
+            X, Y, w, np.arange(40, dtype=np.int64), 10, params, np.asarray(sizes, np.int64),
+            fk.RELU, 0.0, fk.POISSON, 0.0, 0.0, fk.SGD, np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
+            state, 0, np.zeros_like(params), np.empty(train_workspace_size(sizes, 10)))
+    assert nonfinite == 1 and step == 0 and loss_sum == 0.0
+    np.testing.assert_array_equal(params, before)
+
+
+def test_train_epoch_skips_batches_of_zero_weight(kernels):
+    sizes = [2, 3, 1]
+    X, Y, w = make_data(20, 2, 1, "real", np.float64, seed=2)
+    w[:10] = 0.0
+    hyper = np.array([0.1, 0.0, 0.0, 0.0, 0.0])
+    p_all = network(sizes, np.float64)
+    p_half = p_all.copy()
+    args = (np.asarray(sizes, np.int64), fk.TANH, 0.0, fk.SQUARED_ERROR, 0.0, 0.0, fk.SGD, hyper)
+    _, _, step_all, _ = kernels.train_epoch(
+        X, Y, w, np.arange(20, dtype=np.int64), 10, p_all, *args, np.zeros((1, p_all.size)), 0,
+        np.zeros_like(p_all), np.empty(train_workspace_size(sizes, 10)))
+    _, _, step_half, _ = kernels.train_epoch(
+        X[10:].copy(), Y[10:].copy(), w[10:].copy(), np.arange(10, dtype=np.int64), 10, p_half,
+        *args, np.zeros((1, p_half.size)), 0, np.zeros_like(p_half),
+        np.empty(train_workspace_size(sizes, 10)))
+    assert step_all == step_half == 1
+    np.testing.assert_allclose(p_all, p_half, rtol=1e-14)
+
+
+def test_numba_train_epoch_allocates_nothing_per_batch():
+    """The Numba runtime's allocation count over an epoch does not grow with the number of
+    batches (the same data in 2 batches or in 40)."""
+    pytest.importorskip("numba", reason="numba not installed")
+    from numba.core.runtime import _nrt_python, rtsys
+
+    from fastnn._backends import get_kernels
+
+    kernels = get_kernels("numba")
+    sizes = [5, 16, 3]
+    X, Y, w = make_data(400, 5, 3, "onehot", np.float64)
+    hyper = np.array([0.01, 0.9, 0.999, 1e-8, 0.0])
+
+    def allocations(batch_size):
+        params = network(sizes, np.float64)
+        args = (X, Y, w, np.arange(400, dtype=np.int64), batch_size, params,
+                np.asarray(sizes, np.int64), fk.RELU, 0.0, fk.SOFTMAX_CROSS_ENTROPY, 1e-16,
+                1e-4, fk.ADAM, hyper, np.zeros((2, params.size)), 0, np.zeros_like(params),
+                np.empty(train_workspace_size(sizes, batch_size)))
+        kernels.train_epoch(*args)  # compile
+        _nrt_python.memsys_enable_stats()
+        try:
+            before = rtsys.get_allocation_stats()
+            kernels.train_epoch(*args)
+            after = rtsys.get_allocation_stats()
+        finally:
+            _nrt_python.memsys_disable_stats()
+        return after.alloc - before.alloc
+
+    # the same count for 40 batches as for 2: only the arguments' wrappers, none per batch
+    assert allocations(10) == allocations(200) < 20
+
+
+def test_forward_backward_drives_scipy_lbfgs_like_scikit_learn(kernels):
+    """forward_backward is the full-batch objective for L-BFGS: from scikit-learn's initial
+    weights, scipy's L-BFGS-B on it reaches scikit-learn's lbfgs solution."""
+    from scipy.optimize import minimize
+    from sklearn.neural_network import MLPRegressor
+
+    # one output: scikit-learn's squared loss divides by n_outputs but its gradient does not
+    X, Y, _ = make_data(80, 3, 1, "real", np.float64, seed=4)
+    reg = MLPRegressor(hidden_layer_sizes=(6,), activation="tanh", solver="lbfgs",
+                       max_iter=15, random_state=0, alpha=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg.fit(X, Y.ravel())
+    sizes = np.array([3, 6, 1], np.int64)
+    w = np.ones(80)
+    work = np.empty(forward_backward_workspace_size(sizes, 80))
+
+    def objective(p):
+        grads = np.empty_like(p)
+        data, penalty = kernels.forward_backward(X, Y, w, p, sizes, fk.TANH, 0.0,
+                                                 fk.SQUARED_ERROR, 0.0, 1e-3, grads, work)
+        return (data + penalty) / 80, grads
+
+    p0 = init_params(sizes, "tanh", np.random.RandomState(0), np.float64)
+    result = minimize(objective, p0, method="L-BFGS-B", jac=True,
+                      options={"maxiter": 15, "maxfun": 15000, "gtol": 1e-4})
+    coefs, intercepts = unflatten(result.x, sizes)
+    assert result.nit == reg.n_iter_
+    for got, expected in zip(coefs + intercepts, reg.coefs_ + reg.intercepts_):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
