@@ -160,6 +160,8 @@ class FastnnTrainer:
         self.workload, self.data, self.seed = workload, data, seed
         self.dtype = data.X.dtype
         self.sizes = np.asarray(workload.layer_sizes, np.int64)
+        # one activation code per hidden layer: relu on every one
+        self.hidden_acts = np.full(len(workload.layer_sizes) - 2, fk.RELU, np.int64)
         self.hyper = np.array([LEARNING_RATE, BETA1, BETA2, EPSILON, 0.0], np.float64)
         self.log_eps = float(np.finfo(self.dtype).eps)  # scikit-learn's clip of the log-loss
         self.work = np.empty(train_workspace_size(workload.layer_sizes, workload.batch_size), self.dtype)
@@ -182,7 +184,7 @@ class FastnnTrainer:
         d = self.data
         loss_sum, penalty_sum, self.step, nonfinite = self.kernels.train_epoch(
             d.X, d.Y, d.sample_weight, perm, self.workload.batch_size, self.params, self.sizes,
-            fk.RELU, 0.0, fk.SOFTMAX_CROSS_ENTROPY, self.log_eps, ALPHA, fk.ADAM, self.hyper,
+            self.hidden_acts, 0.0, fk.SOFTMAX_CROSS_ENTROPY, self.log_eps, ALPHA, fk.ADAM, self.hyper,
             self.state, self.step, self.grads, self.work)
         if nonfinite:
             raise FloatingPointError(f"non-finite loss on {self.workload.name}: the timing would be meaningless")

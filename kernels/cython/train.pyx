@@ -66,16 +66,17 @@ ctypedef struct Net:
     Py_ssize_t hidden_sum  # n_1 + ... + n_{L-1}
     Py_ssize_t width_sum  # n_1 + ... + n_L
     Py_ssize_t max_width  # max(n_1, ..., n_L): the softmax scratch
-    int hidden_act
+    int act[MAX_LAYERS]  # layer l's activation: hidden_acts[l] for l < L - 1, IDENTITY last
     double negative_slope
 
 
 # --------------------------------------------------------------------------- validation
 
 
-cdef int _network(const int64_t[::1] layer_sizes, int hidden_act, double negative_slope,
-                  Net* net) except -1:
-    """Fill ``net`` from layer_sizes, or raise ValueError naming the problem."""
+cdef int _network(const int64_t[::1] layer_sizes, const int64_t[::1] hidden_acts,
+                  double negative_slope, Net* net) except -1:
+    """Fill ``net`` from layer_sizes and hidden_acts (one activation code per hidden
+    layer), or raise ValueError naming the problem."""
     cdef Py_ssize_t l, L = layer_sizes.shape[0] - 1
     if L < 1 or L > MAX_LAYERS:
         raise ValueError(
@@ -85,8 +86,17 @@ cdef int _network(const int64_t[::1] layer_sizes, int hidden_act, double negativ
     for l in range(L + 1):
         if layer_sizes[l] < 1 or layer_sizes[l] > INT_MAX:
             raise ValueError(f"layer_sizes[{l}] = {layer_sizes[l]}, expected 1 to {INT_MAX}")
-    if hidden_act < 0 or hidden_act >= N_ACTIVATIONS:
-        raise ValueError(f"unknown activation code {hidden_act}")
+    if hidden_acts.shape[0] != L - 1:
+        raise ValueError(
+            f"hidden_acts has {hidden_acts.shape[0]} entries, expected {L - 1} "
+            f"(one activation code per hidden layer, len(layer_sizes) - 2)"
+        )
+    for l in range(L - 1):
+        if hidden_acts[l] < 0 or hidden_acts[l] >= N_ACTIVATIONS:
+            raise ValueError(
+                f"hidden_acts[{l}] = {hidden_acts[l]} is not an activation code "
+                f"(0 to {N_ACTIVATIONS - 1})"
+            )
     net.n_layers = L
     net.n_params = 0
     net.hidden_sum = 0
@@ -105,7 +115,9 @@ cdef int _network(const int64_t[::1] layer_sizes, int hidden_act, double negativ
         if l < L - 1:
             net.hidden_sum += net.size[l + 1]
         net.max_width = max(net.max_width, net.size[l + 1])
-    net.hidden_act = hidden_act
+    for l in range(L - 1):
+        net.act[l] = <int>hidden_acts[l]
+    net.act[L - 1] = IDENTITY
     net.negative_slope = negative_slope
     return 0
 
@@ -179,13 +191,13 @@ cdef inline void _forward_layers(
     floating** out,  # OUT out[l] (n, n_{l+1}); out[L - 1] gets the raw output
     double* e,  # scratch, max_width doubles
 ) noexcept nogil:
-    """out[l] = f(out[l - 1] @ W_l + b_l), hidden layers with hidden_act, the last linear."""
+    """out[l] = f_l(out[l - 1] @ W_l + b_l): f_l = net.act[l] (hidden_acts[l] for a hidden
+    layer, identity for the last)."""
     cdef Py_ssize_t l, L = net.n_layers
     cdef const floating* a = X
     for l in range(L):
         dense_forward_rows(a, n, net.size[l], params + net.w_off[l], params + net.b_off[l],
-                           net.size[l + 1], net.hidden_act if l < L - 1 else IDENTITY,
-                           net.negative_slope, out[l], e)
+                           net.size[l + 1], net.act[l], net.negative_slope, out[l], e)
         a = out[l]
 
 
@@ -264,7 +276,7 @@ cdef double _forward_backward_rows(
                             grads_out + net.w_off[l], grads_out + net.b_off[l])
         if l:
             dense_backward_delta_rows(deltas[l], params + net.w_off[l], acts[l - 1], n,
-                                      net.size[l], net.size[l + 1], net.hidden_act,
+                                      net.size[l], net.size[l + 1], net.act[l - 1],
                                       net.negative_slope, deltas[l - 1])
     # L2 term (weights only) and the 1 / sum(w) scale in one pass over the buffer
     for l in range(L):
@@ -355,7 +367,7 @@ def forward(
     const floating[:, ::1] X,  # IN (n, n_0)
     const floating[::1] params,  # IN (n_params,)
     const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
-    int hidden_act,
+    const int64_t[::1] hidden_acts not None,  # IN (n_layers - 1,), one code per hidden layer
     double negative_slope,
     floating[::1] work,  # scratch: a_1 .. a_{L-1}
     floating[:, ::1] raw_out,  # OUT (n, n_L)
@@ -365,7 +377,7 @@ def forward(
     cdef Py_ssize_t l, n = X.shape[0]
     cdef floating* out[MAX_LAYERS]
     cdef floating* p
-    _network(layer_sizes, hidden_act, negative_slope, &net)
+    _network(layer_sizes, hidden_acts, negative_slope, &net)
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
     _check_shape("params", (params.shape[0],), (net.n_params,))
     _check_shape("raw_out", (raw_out.shape[0], raw_out.shape[1]), (n, net.size[net.n_layers]))
@@ -389,7 +401,7 @@ def forward_backward(
     const floating[::1] sample_weight,  # IN (n,)
     const floating[::1] params,  # IN (n_params,)
     const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
-    int hidden_act,
+    const int64_t[::1] hidden_acts not None,  # IN (n_layers - 1,), one code per hidden layer
     double negative_slope,
     int loss,
     double loss_param,
@@ -403,7 +415,7 @@ def forward_backward(
     cdef Net net
     cdef Py_ssize_t i, n = X.shape[0]
     cdef double sw = 0.0, data_loss, penalty
-    _network(layer_sizes, hidden_act, negative_slope, &net)
+    _network(layer_sizes, hidden_acts, negative_slope, &net)
     cdef LossParams prm = _loss_params(loss, loss_param)
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
     _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
@@ -434,7 +446,7 @@ def train_epoch(
     Py_ssize_t batch_size,
     floating[::1] params,  # INOUT (n_params,)
     const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
-    int hidden_act,
+    const int64_t[::1] hidden_acts not None,  # IN (n_layers - 1,), one code per hidden layer
     double negative_slope,
     int loss,
     double loss_param,
@@ -454,7 +466,7 @@ def train_epoch(
     cdef double loss_sum = 0.0, penalty_sum = 0.0
     cdef int nonfinite
     cdef floating* state1 = NULL
-    _network(layer_sizes, hidden_act, negative_slope, &net)
+    _network(layer_sizes, hidden_acts, negative_slope, &net)
     cdef LossParams prm = _loss_params(loss, loss_param)
     if optimizer < 0 or optimizer >= N_OPTIMIZERS:
         raise ValueError(f"unknown optimizer code {optimizer}")

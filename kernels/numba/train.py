@@ -15,7 +15,7 @@ an empty directory), or the cached train_epoch keeps running the old kernels.
 import numpy as np
 
 from .. import (
-    ABSOLUTE_ERROR, ADAM, BINARY_LOG_LOSS, HUBER, IDENTITY, POISSON, RMSPROP, SGD,
+    ABSOLUTE_ERROR, ADAM, BINARY_LOG_LOSS, HUBER, IDENTITY, POISSON, RMSPROP, SGD, SOFTMAX,
     SOFTMAX_CROSS_ENTROPY, SQUARED_ERROR,
 )
 from ._config import jit
@@ -84,6 +84,17 @@ def _check_network(params, layer_sizes):
 
 
 @jit
+def _check_hidden_acts(hidden_acts, layer_sizes):
+    """One activation code per hidden layer (len(layer_sizes) - 2 of them), each known."""
+    if hidden_acts.shape[0] != layer_sizes.shape[0] - 2:
+        raise ValueError("hidden_acts must have one code per hidden layer "
+                         "(len(layer_sizes) - 2 entries)")
+    for l in range(hidden_acts.shape[0]):
+        if hidden_acts[l] < IDENTITY or hidden_acts[l] > SOFTMAX:
+            raise ValueError("hidden_acts holds an unknown activation code")
+
+
+@jit
 def _check_data(X, Y, sample_weight, layer_sizes):
     n = X.shape[0]
     if X.shape[1] != layer_sizes[0] or Y.shape[1] != layer_sizes[layer_sizes.shape[0] - 1]:
@@ -110,9 +121,10 @@ def _sum_f64(w):
 
 
 @jit
-def _forward(X, params, layer_sizes, hidden_act, negative_slope, hidden, raw_out):
+def _forward(X, params, layer_sizes, hidden_acts, negative_slope, hidden, raw_out):
     """raw_out = the network's raw output; hidden activations into ``hidden`` (blocks of
-    layers 1 .. L-1 back to back, as ``_block`` reads them)."""
+    layers 1 .. L-1 back to back, as ``_block`` reads them); hidden layer l applies
+    hidden_acts[l]."""
     n = X.shape[0]
     L = layer_sizes.shape[0] - 1
     for l in range(L):
@@ -123,7 +135,7 @@ def _forward(X, params, layer_sizes, hidden_act, negative_slope, hidden, raw_out
             act = IDENTITY
         else:
             z = _block(hidden, n, layer_sizes, l + 1)
-            act = hidden_act
+            act = hidden_acts[l]
         if l == 0:
             dense_forward(X, W, b, act, negative_slope, z)
         else:
@@ -184,8 +196,8 @@ def _l2_and_scale(params, layer_sizes, alpha, scale, grads_out):
 
 
 @jit
-def _forward_backward(X, Y, sample_weight, sw, params, layer_sizes, hidden_act, negative_slope,
-                      loss, loss_param, alpha, grads_out, work):
+def _forward_backward(X, Y, sample_weight, sw, params, layer_sizes, hidden_acts,
+                      negative_slope, loss, loss_param, alpha, grads_out, work):
     """forward_backward without the argument checks; ``sw`` = sum(sample_weight) != 0."""
     n = X.shape[0]
     L = layer_sizes.shape[0] - 1
@@ -197,7 +209,7 @@ def _forward_backward(X, Y, sample_weight, sw, params, layer_sizes, hidden_act, 
     deltas = work[n + n * width:n + 2 * n * width]
 
     raw = _block(acts, n, layer_sizes, L)
-    _forward(X, params, layer_sizes, hidden_act, negative_slope, acts, raw)
+    _forward(X, params, layer_sizes, hidden_acts, negative_slope, acts, raw)
     data_loss = _loss_gradient(loss, loss_param, Y, raw, sample_weight, loss_out,
                                _block(deltas, n, layer_sizes, L))
 
@@ -210,8 +222,10 @@ def _forward_backward(X, Y, sample_weight, sw, params, layer_sizes, hidden_act, 
         else:
             a_prev = _block(acts, n, layer_sizes, l)
             dense_backward(a_prev, delta, dW, db)
-            dense_backward_delta(delta, _coef(params, layer_sizes, l), a_prev, hidden_act,
-                                 negative_slope, _block(deltas, n, layer_sizes, l))
+            # a_prev = a_l is hidden layer l - 1's output: its activation's derivative
+            dense_backward_delta(delta, _coef(params, layer_sizes, l), a_prev,
+                                 hidden_acts[l - 1], negative_slope,
+                                 _block(deltas, n, layer_sizes, l))
 
     penalty = _l2_and_scale(params, layer_sizes, alpha, 1.0 / sw, grads_out)
     return data_loss, penalty
@@ -221,12 +235,13 @@ def _forward_backward(X, Y, sample_weight, sw, params, layer_sizes, hidden_act, 
 
 
 @jit
-def forward(X, params, layer_sizes, hidden_act, negative_slope, work, raw_out):
+def forward(X, params, layer_sizes, hidden_acts, negative_slope, work, raw_out):
     """raw_out = the network's output before the output activation, for rows X.
 
     ``work`` (forward_workspace_size) receives the hidden activations a_1 .. a_{L-1}.
     """
     _check_network(params, layer_sizes)
+    _check_hidden_acts(hidden_acts, layer_sizes)
     n = X.shape[0]
     L = layer_sizes.shape[0] - 1
     if X.shape[1] != layer_sizes[0]:
@@ -238,11 +253,11 @@ def forward(X, params, layer_sizes, hidden_act, negative_slope, work, raw_out):
         hidden += layer_sizes[l]
     if work.shape[0] < n * hidden:
         raise ValueError("forward: work is smaller than forward_workspace_size")
-    _forward(X, params, layer_sizes, hidden_act, negative_slope, work, raw_out)
+    _forward(X, params, layer_sizes, hidden_acts, negative_slope, work, raw_out)
 
 
 @jit
-def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negative_slope,
+def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_acts, negative_slope,
                      loss, loss_param, alpha, grads_out, work):
     """Loss and gradient of one batch, scikit-learn's convention.
 
@@ -251,6 +266,7 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negat
     summed in float64). grads_out = d (data_loss + penalty) / d params / sum_i w_i.
     """
     _check_network(params, layer_sizes)
+    _check_hidden_acts(hidden_acts, layer_sizes)
     _check_data(X, Y, sample_weight, layer_sizes)
     _check_loss(loss)
     n = X.shape[0]
@@ -264,12 +280,12 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negat
     sw = _sum_f64(sample_weight)
     if sw == 0.0:  # the reference's 1 / sum(w) raises here too
         raise ZeroDivisionError("forward_backward: sample weights sum to zero")
-    return _forward_backward(X, Y, sample_weight, sw, params, layer_sizes, hidden_act,
+    return _forward_backward(X, Y, sample_weight, sw, params, layer_sizes, hidden_acts,
                              negative_slope, loss, loss_param, alpha, grads_out, work)
 
 
 @jit
-def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidden_act,
+def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidden_acts,
                 negative_slope, loss, loss_param, alpha, optimizer, hyper, state, step,
                 grads, work):
     """One epoch of mini-batch training over rows X[perm[s:s + batch_size]], in one call.
@@ -284,6 +300,7 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidd
     Returns (loss_sum, penalty_sum, step, nonfinite) as the reference documents.
     """
     _check_network(params, layer_sizes)
+    _check_hidden_acts(hidden_acts, layer_sizes)
     _check_data(X, Y, sample_weight, layer_sizes)
     _check_loss(loss)
     n = X.shape[0]
@@ -345,7 +362,7 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidd
         if sw == 0.0:
             continue
         data_loss, penalty = _forward_backward(xb, yb, wb, sw, params, layer_sizes,
-                                               hidden_act, negative_slope, loss, loss_param,
+                                               hidden_acts, negative_slope, loss, loss_param,
                                                alpha, grads, fb_work)
         if not np.isfinite(data_loss + penalty):
             return loss_sum, penalty_sum, step, 1
