@@ -29,10 +29,11 @@ def train(X, Y, hidden=100, epochs=30, batch_size=200, lr=1e-3, alpha=1e-4, seed
     w = np.ones(X.shape[0], dtype)
     hyper = np.array([lr, 0.9, 0.999, 1e-8, 0.0])
     eps = float(np.finfo(dtype).eps)
+    acts = np.array([_k.RELU], dtype=np.int64)
     step = 0
     for _ in range(epochs):
         perm = rng.permutation(X.shape[0]).astype(np.int64)
-        _, _, step, _ = kernels.train_epoch(X, Y, w, perm, batch_size, params, sizes, _k.RELU,
+        _, _, step, _ = kernels.train_epoch(X, Y, w, perm, batch_size, params, sizes, acts,
                                             0.0, _k.SOFTMAX_CROSS_ENTROPY, eps, alpha, _k.ADAM,
                                             hyper, state, step, grads, work)
     return params, sizes
@@ -44,7 +45,7 @@ def predict(params, sizes, X, backend=None):
     X = np.ascontiguousarray(X, dtype=params.dtype)
     raw = np.empty((X.shape[0], sizes[-1]), params.dtype)
     work = np.empty(forward_workspace_size(sizes, X.shape[0]), params.dtype)
-    kernels.forward(X, params, sizes, _k.RELU, 0.0, work, raw)
+    kernels.forward(X, params, sizes, np.array([_k.RELU], np.int64), 0.0, work, raw)
     return raw.argmax(axis=1)
 
 

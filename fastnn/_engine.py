@@ -8,6 +8,7 @@ here runs once per epoch, never per mini-batch. The loop reproduces scikit-learn
 curve, stopping rules, learning-rate schedules and messages.
 """
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ class Problem:
 
     kernels: object  # the backend's kernel module
     layer_sizes: np.ndarray  # int64 [n_features, hidden..., n_outputs]
-    hidden_act: int  # activation code of the hidden layers
+    hidden_acts: np.ndarray  # int64 activation code of each hidden layer
     negative_slope: float
     loss: int  # loss code (output activation fused)
     loss_param: float  # Huber's delta, or the log-losses' clipping eps
@@ -44,7 +45,7 @@ class Problem:
         """Raw network outputs (before the output activation) for the rows of X."""
         raw = np.empty((X.shape[0], int(self.layer_sizes[-1])), dtype=params.dtype)
         work = np.empty(forward_workspace_size(self.layer_sizes, X.shape[0]), params.dtype)
-        self.kernels.forward(X, params, self.layer_sizes, self.hidden_act,
+        self.kernels.forward(X, params, self.layer_sizes, self.hidden_acts,
                              self.negative_slope, work, raw)
         return raw
 
@@ -121,18 +122,26 @@ class _Schedule:
         return False
 
 
-def _blas_limit(est):
-    """BLAS thread limit for the fit: ``blas_threads`` if set (None leaves it alone)."""
-    n = getattr(est, "blas_threads", None)
-    return threadpool_limits(limits=n, user_api="blas") if n is not None else _nullcontext()
+# Below this many flops per mini-batch step (forward and backward GEMMs) a second BLAS
+# thread costs more than it gains (measured in bench/: on 2 cores it helped only "big",
+# and slowed small GEMMs 10-100x whenever the other core was busy).
+SMALL_STEP_FLOPS = 2e7
 
 
-class _nullcontext:
-    def __enter__(self):
-        return self
+def step_flops(layer_sizes, rows):
+    """GEMM flops of one forward-and-backward pass over ``rows`` rows: 2 m n k for a @ W
+    and a.T @ delta per layer, and delta @ W.T for every layer but the first."""
+    pairs = list(zip(layer_sizes[:-1], layer_sizes[1:]))
+    mults = sum(int(a) * int(b) for a, b in pairs)
+    return 2.0 * rows * (2 * mults + mults - int(pairs[0][0]) * int(pairs[0][1]))
 
-    def __exit__(self, *exc):
-        return False
+
+def blas_threads(layer_sizes, rows):
+    """One BLAS thread for small steps (see SMALL_STEP_FLOPS), else BLAS's own setting
+    (or the caller's threadpoolctl limit)."""
+    if step_flops(layer_sizes, rows) < SMALL_STEP_FLOPS:
+        return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext()
 
 
 def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incremental,
@@ -184,14 +193,14 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
     work = np.empty(train_workspace_size(problem.layer_sizes, batch_size), params.dtype)
     last_good = params.copy()
     est.n_iter_ = 0  # counts this call's epochs, as scikit-learn's
-    with _blas_limit(est):
+    with blas_threads(problem.layer_sizes, batch_size):
         for _ in range(est.max_iter):
             if est.shuffle:
                 sample_idx = _shuffle(sample_idx, random_state=rs)
             last_good[:] = params
             loss_sum, penalty_sum, step, nonfinite = problem.kernels.train_epoch(
                 X, Y, sample_weight, sample_idx, batch_size, params, problem.layer_sizes,
-                problem.hidden_act, problem.negative_slope, problem.loss, problem.loss_param,
+                problem.hidden_acts, problem.negative_slope, problem.loss, problem.loss_param,
                 problem.alpha, schedule.code(), schedule.hyper(est), schedule.state,
                 schedule.step, grads, work)
             if nonfinite or not np.isfinite(params).all():
@@ -290,7 +299,7 @@ def fit_lbfgs(est, problem, params, X, Y, sample_weight, poisson_constant=None):
     def objective(p):
         p = np.ascontiguousarray(p, dtype=params.dtype)
         data, penalty = problem.kernels.forward_backward(
-            X, Y, sample_weight, p, problem.layer_sizes, problem.hidden_act,
+            X, Y, sample_weight, p, problem.layer_sizes, problem.hidden_acts,
             problem.negative_slope, problem.loss, problem.loss_param, problem.alpha,
             grads, work)
         return (data + penalty) / sw, grads.astype(np.float64)
@@ -299,14 +308,14 @@ def fit_lbfgs(est, problem, params, X, Y, sample_weight, poisson_constant=None):
     options = {"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol}
     if iprint > 0:
         options["disp"] = True
-    with _blas_limit(est), warnings.catch_warnings():
+    with blas_threads(problem.layer_sizes, X.shape[0]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*iprint.*", category=DeprecationWarning)
         result = scipy.optimize.minimize(objective, params.astype(np.float64),
                                          method="L-BFGS-B", jac=True, options=options)
     est.n_iter_ = _check_optimize_result("lbfgs", result, est.max_iter)
     params[:] = result.x
     data, penalty = problem.kernels.forward_backward(
-        X, Y, sample_weight, params, problem.layer_sizes, problem.hidden_act,
+        X, Y, sample_weight, params, problem.layer_sizes, problem.hidden_acts,
         problem.negative_slope, problem.loss, problem.loss_param, problem.alpha, grads, work)
     est.loss_ = (data / problem.report_divisor + penalty) / sw + offset
     return params

@@ -75,32 +75,31 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
         return [int(s) for s in sizes]
 
-    def _hidden_activation(self, n_hidden):
-        """The kernel code of the hidden activation (one for all hidden layers)."""
+    def _hidden_activations(self, n_hidden):
+        """The int64 kernel codes of the hidden layers' activations, one per layer."""
         act = self.activation
-        if isinstance(act, (list, tuple)):
-            if len(act) != n_hidden or any(a not in _ACTIVATIONS for a in act):
-                raise ValueError(
-                    f"activation given as a list must name one of {_ACTIVATIONS} for each "
-                    f"of the {n_hidden} hidden layers, got {act!r}"
-                )
-            if len(set(act)) > 1:
-                raise ValueError(
-                    "different activations per hidden layer are not supported yet; "
-                    f"got {act!r}"
-                )
-            act = act[0] if act else "relu"
-        return _k.ACTIVATIONS[act]
+        if isinstance(act, str):
+            act = [act] * n_hidden
+        if len(act) != n_hidden or any(a not in _ACTIVATIONS for a in act):
+            raise ValueError(
+                f"activation given as a list must name one of {_ACTIVATIONS} for each "
+                f"of the {n_hidden} hidden layers, got {self.activation!r}"
+            )
+        return np.array([_k.ACTIVATIONS[a] for a in act], dtype=np.int64)
 
-    def _init_activation(self):
+    def _layer_activations(self, n_layers):
+        """The activation name of each layer's units, for the initialisation's scale
+        (scikit-learn uses the hidden activation for every layer, the output's too)."""
         act = self.activation
-        return act[0] if isinstance(act, (list, tuple)) and act else act
+        if isinstance(act, str):
+            return [act] * n_layers
+        return list(act) + [act[-1] if len(act) else "relu"]
 
     def _problem(self, layer_sizes):
         return _engine.Problem(
             kernels=_backends.get_kernels(self.backend_),
             layer_sizes=np.asarray(layer_sizes, dtype=np.int64),
-            hidden_act=self._hidden_activation(len(layer_sizes) - 2),
+            hidden_acts=self._hidden_activations(len(layer_sizes) - 2),
             negative_slope=float(self.negative_slope),
             loss=self._loss_code(),
             loss_param=self._loss_param(),
@@ -163,7 +162,8 @@ class _BaseMLP(BaseEstimator):
         self.t_ = 0
         self.n_layers_ = len(layer_sizes)
         self.out_activation_ = self._out_activation()
-        params = init_params(layer_sizes, self._init_activation(), self._random_state, dtype)
+        params = init_params(layer_sizes, self._layer_activations(len(layer_sizes) - 1),
+                             self._random_state, dtype)
         self._set_params_flat(params, layer_sizes)
         self._schedule = None
         self._best_params = None
@@ -226,31 +226,42 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ prediction
 
     def _check_X_predict(self, X):
-        """Validate X for prediction: a fast path for float ndarrays, else validate_data."""
+        """Validate X for prediction: a fast path for finite float ndarrays (the checks
+        and messages of validate_data, without its generic machinery), else validate_data."""
         if not hasattr(self, "coefs_"):
             check_is_fitted(self)
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in (np.float64, np.float32)
-                and X.shape[0] > 0):
-            _check_n_features(self, X, reset=False)
-            _check_feature_names(self, X, reset=False)
-            if not np.isfinite(X).all():
-                X = validate_data(self, X, reset=False)  # raises its usual message
+                and X.shape[0] > 0 and np.isfinite(X).all()):
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            if hasattr(self, "feature_names_in_"):
+                warnings.warn(
+                    "X does not have valid feature names, but "
+                    f"{type(self).__name__} was fitted with feature names", UserWarning)
         else:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
             if sparse.issparse(X):
                 X = X.toarray()
-        dtype = self.coefs_[0].dtype
-        return np.ascontiguousarray(X, dtype=dtype)
+        return np.ascontiguousarray(X, dtype=self.coefs_[0].dtype)
+
+    def _raw(self, X, params=None):
+        """Raw network outputs (before the output activation) for validated X."""
+        params = self._pack() if params is None else params
+        layer_sizes = np.array([c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]],
+                               dtype=np.int64)
+        kernels = _backends.get_kernels(getattr(self, "backend_", None) or self.backend)
+        raw = np.empty((X.shape[0], layer_sizes[-1]), dtype=params.dtype)
+        work = np.empty(X.shape[0] * int(layer_sizes[1:-1].sum()), dtype=params.dtype)
+        kernels.forward(X, params, layer_sizes, self._hidden_activations(len(layer_sizes) - 2),
+                        float(self.negative_slope), work, raw)
+        return raw, kernels
 
     def _forward(self, X, params=None):
         """Network outputs for validated X, after the output activation."""
-        params = self._pack() if params is None else params
-        layer_sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
-        kernels = _backends.get_kernels(getattr(self, "backend_", None) or self.backend)
-        problem = _engine.Problem(kernels, np.asarray(layer_sizes, np.int64),
-                                  self._hidden_activation(len(layer_sizes) - 2),
-                                  float(self.negative_slope), 0, 0.0, 0.0)
-        raw = problem.forward(params, X)
+        raw, kernels = self._raw(X, params)
         if self.out_activation_ == "softmax":
             kernels.activation(raw, _k.SOFTMAX, 0.0, raw)
         elif self.out_activation_ == "logistic":
@@ -413,7 +424,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """Predicted class labels (an indicator matrix for multilabel)."""
-        return self._predict_from_proba(self._forward(self._check_X_predict(X)))
+        raw, _ = self._raw(self._check_X_predict(X))
+        # softmax keeps the argmax and sigmoid(z) > 1/2 iff z > 0: no output activation
+        if self._multilabel:
+            return (raw > 0).astype(int)
+        if raw.shape[1] == 1:
+            return self.classes_[(raw[:, 0] > 0).astype(np.intp)]
+        return self.classes_[np.argmax(raw, axis=1)]
 
     def predict_proba(self, X):
         """Class probabilities, columns ordered as ``classes_``."""

@@ -49,14 +49,15 @@ def init_params(layer_sizes, activation, random_state, dtype):
 
     Every weight and bias is uniform in [-r, r], r = sqrt(f / (fan_in + fan_out)), with
     f = 2 for the logistic activation and 6 otherwise; layers drawn in order, weights
-    before biases, from ``random_state`` (a np.random.RandomState).
+    before biases, from ``random_state`` (a np.random.RandomState). ``activation`` is one
+    name for every layer, or a list with one name per layer.
     """
-    factor = 2.0 if activation == "logistic" else 6.0
     _, size = layout(layer_sizes)
+    names = [activation] * (len(layer_sizes) - 1) if isinstance(activation, str) else activation
     flat = np.empty(size, dtype=dtype)
     coefs, intercepts = unflatten(flat, layer_sizes)
-    for W, b in zip(coefs, intercepts):
-        bound = np.sqrt(factor / sum(W.shape))
+    for W, b, name in zip(coefs, intercepts, names):
+        bound = np.sqrt((2.0 if name == "logistic" else 6.0) / sum(W.shape))
         W[...] = random_state.uniform(-bound, bound, W.shape)
         b[...] = random_state.uniform(-bound, bound, b.shape)
     return flat

@@ -320,7 +320,8 @@ def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_deca
 #
 # The network's parameters live in one flat buffer laid out layer by layer,
 # [W_1 (n_0 x n_1, row-major), b_1 (n_1), W_2, b_2, ...], for layer_sizes
-# [n_0 = n_features, n_1, ..., n_L = n_outputs]. Hidden layers apply hidden_act; the
+# [n_0 = n_features, n_1, ..., n_L = n_outputs]. Hidden layer l applies the activation
+# code hidden_acts[l] (an int64 array of length L - 1); the
 # output layer is linear (raw) and its activation is fused into the loss.
 #
 # Workspaces are 1-D arrays of the data dtype, sized by fastnn._network's
@@ -340,6 +341,12 @@ _LOSS_KERNELS = {
 }
 
 
+def _check_acts(hidden_acts, layer_sizes):
+    if len(hidden_acts) != len(layer_sizes) - 2:
+        raise ValueError(f"hidden_acts must have one code per hidden layer "
+                         f"({len(layer_sizes) - 2}), got {len(hidden_acts)}")
+
+
 def _carve(work, rows, widths):
     """Consecutive (rows x width) views of the front of ``work``, and what is left."""
     views = []
@@ -349,17 +356,19 @@ def _carve(work, rows, widths):
     return views, work
 
 
-def forward(X, params, layer_sizes, hidden_act, negative_slope, work, raw_out):
+def forward(X, params, layer_sizes, hidden_acts, negative_slope, work, raw_out):
     """raw_out = the network's output before the output activation, for rows X."""
+    _check_acts(hidden_acts, layer_sizes)
     coefs, intercepts = unflatten(params, layer_sizes)
     hidden, _ = _carve(work, X.shape[0], layer_sizes[1:-1])
+    acts = list(hidden_acts) + [IDENTITY]
     a = X
-    for W, b, z in zip(coefs, intercepts, hidden + [raw_out]):
-        dense_forward(a, W, b, hidden_act if z is not raw_out else IDENTITY, negative_slope, z)
+    for W, b, act, z in zip(coefs, intercepts, acts, hidden + [raw_out]):
+        dense_forward(a, W, b, act, negative_slope, z)
         a = z
 
 
-def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negative_slope,
+def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_acts, negative_slope,
                      loss, loss_param, alpha, grads_out, work):
     """Loss and gradient of one batch, scikit-learn's convention.
 
@@ -368,6 +377,7 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negat
     grads_out = d (data_loss + penalty) / d params / sum_i w_i; a zero weight sum raises
     ZeroDivisionError (train_epoch skips such batches).
     """
+    _check_acts(hidden_acts, layer_sizes)
     n = X.shape[0]
     coefs, intercepts = unflatten(params, layer_sizes)
     dcoefs, dintercepts = unflatten(grads_out, layer_sizes)
@@ -377,7 +387,7 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negat
     L = len(coefs)
     a = X
     for l in range(L):
-        dense_forward(a, coefs[l], intercepts[l], hidden_act if l < L - 1 else IDENTITY,
+        dense_forward(a, coefs[l], intercepts[l], hidden_acts[l] if l < L - 1 else IDENTITY,
                       negative_slope, acts[l])
         a = acts[l]
     name, has_param = _LOSS_KERNELS[loss]
@@ -392,7 +402,7 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negat
     for l in range(L - 1, -1, -1):
         dense_backward(acts[l - 1] if l else X, deltas[l], dcoefs[l], dintercepts[l])
         if l:
-            dense_backward_delta(deltas[l], coefs[l], acts[l - 1], hidden_act,
+            dense_backward_delta(deltas[l], coefs[l], acts[l - 1], hidden_acts[l - 1],
                                  negative_slope, deltas[l - 1])
     grads = grads_out.astype(np.float64)
     for dW, W in zip(unflatten(grads, layer_sizes)[0], coefs64):
@@ -401,7 +411,7 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_act, negat
     return data_loss, penalty
 
 
-def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidden_act,
+def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidden_acts,
                 negative_slope, loss, loss_param, alpha, optimizer, hyper, state, step,
                 grads, work):
     """One epoch of mini-batch training: rows X[perm[s:s + batch_size]] per batch, where
@@ -441,7 +451,7 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidd
         sw = float(np.sum(w, dtype=np.float64))
         if sw == 0.0:
             continue
-        data_loss, penalty = forward_backward(xb, yb, w, params, layer_sizes, hidden_act,
+        data_loss, penalty = forward_backward(xb, yb, w, params, layer_sizes, hidden_acts,
                                               negative_slope, loss, loss_param, alpha,
                                               grads, fb_work)
         if not np.isfinite(data_loss + penalty):

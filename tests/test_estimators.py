@@ -236,7 +236,7 @@ def test_class_weight_equals_sample_weight(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("solver", ["adam", "sgd", "rmsprop", "lbfgs"])
-@pytest.mark.parametrize("activation", ["leaky_relu", ["tanh", "tanh"]])
+@pytest.mark.parametrize("activation", ["leaky_relu", ["tanh", "leaky_relu"]])
 def test_new_solvers_losses_and_activations_learn(solver, activation, backend):
     X, y = regression_data(400)
     for loss in ("absolute_error", "huber"):
@@ -247,6 +247,18 @@ def test_new_solvers_losses_and_activations_learn(solver, activation, backend):
         assert reg.score(X, y) > 0.9, (loss, reg.score(X, y))
         if solver != "lbfgs":
             assert reg.loss_curve_[-1] < reg.loss_curve_[0]
+
+
+def test_activation_list_sets_each_hidden_layer():
+    """(tanh, relu) per layer: predictions equal a NumPy forward pass by hand."""
+    X, y = regression_data(100)
+    reg = quiet(MLPRegressor(hidden_layer_sizes=(5, 4), activation=["tanh", "relu"],
+                             max_iter=5, random_state=0).fit, X, y)
+    (W1, W2, W3), (b1, b2, b3) = reg.coefs_, reg.intercepts_
+    by_hand = np.maximum(np.tanh(X @ W1 + b1) @ W2 + b2, 0) @ W3 + b3
+    np.testing.assert_allclose(reg.predict(X), by_hand.ravel(), rtol=1e-12)
+    with pytest.raises(ValueError, match="for each of the 2 hidden layers"):
+        MLPRegressor(hidden_layer_sizes=(5, 4), activation=["tanh"]).fit(X, y)
 
 
 def test_absolute_and_huber_loss_values_are_reported_by_hand():

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 import fastnn.kernels as fk
 from fastnn._network import (
@@ -46,6 +47,11 @@ def make_data(n, n_in, n_out, kind, dtype, seed=0):
     return (np.ascontiguousarray(a, dtype=dtype) for a in (X, Y, w))
 
 
+def hidden_acts(sizes, *codes):
+    """The int64 array of hidden-layer activation codes: ``codes`` cycled over the layers."""
+    return np.array([codes[i % len(codes)] for i in range(len(sizes) - 2)], dtype=np.int64)
+
+
 def network(sizes, dtype, seed=0, activation="tanh"):
     return init_params(sizes, activation, np.random.RandomState(seed), dtype)
 
@@ -53,7 +59,8 @@ def network(sizes, dtype, seed=0, activation="tanh"):
 def run_forward_backward(kernels, X, Y, w, params, sizes, act, loss, param, alpha):
     grads = np.zeros_like(params)
     work = np.full(forward_backward_workspace_size(sizes, X.shape[0]), np.nan, X.dtype)
-    data, penalty = kernels.forward_backward(X, Y, w, params, np.asarray(sizes, np.int64), act,
+    acts = act if isinstance(act, np.ndarray) else hidden_acts(sizes, act)
+    data, penalty = kernels.forward_backward(X, Y, w, params, np.asarray(sizes, np.int64), acts,
                                              0.1, loss, param, alpha, grads, work)
     return data, penalty, grads
 
@@ -71,6 +78,7 @@ def test_forward_backward_gradient_matches_central_differences(kernels, loss, pa
     alpha = 0.3
     if loss == fk.ABSOLUTE_ERROR or loss == fk.HUBER:  # keep residuals away from the kinks
         Y = Y + 5.0
+    act = hidden_acts(sizes, act, fk.TANH)  # a different activation per hidden layer
     data, penalty, grads = run_forward_backward(kernels, X, Y, w, params, sizes, act, loss,
                                                 param, alpha)
 
@@ -100,15 +108,16 @@ def test_forward_backward_and_forward_match_reference(kernels, reference, dtype,
     sizes_arr = np.asarray(sizes, np.int64)
     raw_ref = np.empty((9, n_out), dtype)
     raw = np.full((9, n_out), np.nan, dtype)
-    reference.forward(X, params, sizes_arr, fk.TANH, 0.0,
+    acts = hidden_acts(sizes, fk.TANH, fk.LOGISTIC)
+    reference.forward(X, params, sizes_arr, acts, 0.0,
                       np.empty(forward_workspace_size(sizes, 9), dtype), raw_ref)
-    kernels.forward(X, params, sizes_arr, fk.TANH, 0.0,
+    kernels.forward(X, params, sizes_arr, acts, 0.0,
                     np.empty(forward_workspace_size(sizes, 9), dtype), raw)
     np.testing.assert_allclose(raw, raw_ref, **tol)
     # by hand with NumPy
     (W1, W2, W3), (b1, b2, b3) = unflatten(params.astype(np.float64), sizes)
     x = X.astype(np.float64)
-    by_hand = np.tanh(np.tanh(x @ W1 + b1) @ W2 + b2) @ W3 + b3
+    by_hand = expit(np.tanh(x @ W1 + b1) @ W2 + b2) @ W3 + b3
     np.testing.assert_allclose(raw, by_hand, rtol=tol["rtol"] * 100, atol=tol["atol"] * 100)
 
 
@@ -135,7 +144,8 @@ def run_epochs(kernels, X, Y, w, sizes, loss, param, opt, hyper, epochs=3, batch
     for _ in range(epochs):
         perm = rs.permutation(X.shape[0]).astype(np.int64)
         loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
-            X, Y, w, perm, batch_size, params, np.asarray(sizes, np.int64), act, 0.01,
+            X, Y, w, perm, batch_size, params, np.asarray(sizes, np.int64),
+            hidden_acts(sizes, act), 0.01,
             loss, param, 1e-3, opt, np.asarray(hyper, np.float64), state, step, grads, work)
         assert nonfinite == 0
         curve.append((loss_sum + penalty_sum) / X.shape[0])
@@ -181,7 +191,8 @@ def test_train_epoch_equals_scikit_learn_mlp(kernels):
     for _ in range(3):
         idx = shuffle(idx, random_state=rs)  # scikit-learn reshuffles the previous order
         loss_sum, penalty_sum, step, _ = kernels.train_epoch(
-            X, Y, w, idx.astype(np.int64), 32, params, np.asarray(sizes, np.int64), fk.TANH,
+            X, Y, w, idx.astype(np.int64), 32, params, np.asarray(sizes, np.int64),
+            hidden_acts(sizes, fk.TANH),
             0.0, fk.SOFTMAX_CROSS_ENTROPY, float(np.finfo(np.float64).eps), 1e-4, fk.ADAM,
             np.array([0.01, 0.9, 0.999, 1e-8, 0.0]), state, step, grads, work)
         curve.append((loss_sum + penalty_sum) / 120)
@@ -201,7 +212,7 @@ def test_train_epoch_stops_on_non_finite_loss_before_updating(kernels):
     with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the point here
         loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
             X, Y, w, np.arange(40, dtype=np.int64), 10, params, np.asarray(sizes, np.int64),
-            fk.RELU, 0.0, fk.POISSON, 0.0, 0.0, fk.SGD, np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
+            hidden_acts(sizes, fk.RELU), 0.0, fk.POISSON, 0.0, 0.0, fk.SGD, np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
             state, 0, np.zeros_like(params), np.empty(train_workspace_size(sizes, 10)))
     assert nonfinite == 1 and step == 0 and loss_sum == 0.0
     np.testing.assert_array_equal(params, before)
@@ -214,7 +225,8 @@ def test_train_epoch_skips_batches_of_zero_weight(kernels):
     hyper = np.array([0.1, 0.0, 0.0, 0.0, 0.0])
     p_all = network(sizes, np.float64)
     p_half = p_all.copy()
-    args = (np.asarray(sizes, np.int64), fk.TANH, 0.0, fk.SQUARED_ERROR, 0.0, 0.0, fk.SGD, hyper)
+    args = (np.asarray(sizes, np.int64), hidden_acts(sizes, fk.TANH), 0.0, fk.SQUARED_ERROR,
+            0.0, 0.0, fk.SGD, hyper)
     _, _, step_all, _ = kernels.train_epoch(
         X, Y, w, np.arange(20, dtype=np.int64), 10, p_all, *args, np.zeros((1, p_all.size)), 0,
         np.zeros_like(p_all), np.empty(train_workspace_size(sizes, 10)))
@@ -242,7 +254,8 @@ def test_numba_train_epoch_allocates_nothing_per_batch():
     def allocations(batch_size):
         params = network(sizes, np.float64)
         args = (X, Y, w, np.arange(400, dtype=np.int64), batch_size, params,
-                np.asarray(sizes, np.int64), fk.RELU, 0.0, fk.SOFTMAX_CROSS_ENTROPY, 1e-16,
+                np.asarray(sizes, np.int64), hidden_acts(sizes, fk.RELU), 0.0,
+                fk.SOFTMAX_CROSS_ENTROPY, 1e-16,
                 1e-4, fk.ADAM, hyper, np.zeros((2, params.size)), 0, np.zeros_like(params),
                 np.empty(train_workspace_size(sizes, batch_size)))
         kernels.train_epoch(*args)  # compile
@@ -278,8 +291,8 @@ def test_forward_backward_drives_scipy_lbfgs_like_scikit_learn(kernels):
 
     def objective(p):
         grads = np.empty_like(p)
-        data, penalty = kernels.forward_backward(X, Y, w, p, sizes, fk.TANH, 0.0,
-                                                 fk.SQUARED_ERROR, 0.0, 1e-3, grads, work)
+        data, penalty = kernels.forward_backward(X, Y, w, p, sizes, hidden_acts(sizes, fk.TANH),
+                                                 0.0, fk.SQUARED_ERROR, 0.0, 1e-3, grads, work)
         return (data + penalty) / 80, grads
 
     p0 = init_params(sizes, "tanh", np.random.RandomState(0), np.float64)

@@ -6,6 +6,10 @@ for each combination of dtypes and read-only inputs and cached on disk. Importin
 package imports numba but compiles nothing.
 """
 
+# Numba's np.dot calls scipy's BLAS: load it now, so that threadpoolctl limits set after
+# importing this backend reach it (a library loaded later escapes an active limit).
+import scipy.linalg.cython_blas  # noqa: F401, E402
+
 from .dense import activation, activation_grad_, dense_backward, dense_backward_delta, dense_forward
 from .loss import (
     absolute_error_loss_gradient,
