@@ -5,6 +5,8 @@ and the backend, build the network, and call the engine (``_engine``), which cal
 compiled kernels. No arithmetic happens here.
 """
 
+import contextlib
+import copy
 import warnings
 from numbers import Integral, Real
 
@@ -115,6 +117,20 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
+    @contextlib.contextmanager
+    def _unchanged_on_error(self):
+        """Leave the estimator exactly as it was if the block raises: bad data in a refit
+        or a partial_fit must not damage a fitted model. (Arrays are replaced, never
+        written in place, during a fit; lists and the optimizer state are copied.)"""
+        saved = {k: copy.deepcopy(v) if isinstance(v, (list, _engine._Schedule)) else v
+                 for k, v in self.__dict__.items()}
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
@@ -141,7 +157,9 @@ class _BaseMLP(BaseEstimator):
                 f"[{self.coefs_[-1].shape[1]}]; this data needs {layer_sizes}"
             )
         problem = self._problem(layer_sizes)
-        params = self._pack(X.dtype)
+        # predict uses what the network was trained with, whatever set_params does later
+        self._hidden_acts, self._negative_slope = problem.hidden_acts, problem.negative_slope
+        params = self._pack(X.dtype).copy()  # trained on a copy: coefs_ stay intact on error
         constant = self._loss_constant(Y)
         self._diverged = False
         if self.solver == "lbfgs":
@@ -255,8 +273,7 @@ class _BaseMLP(BaseEstimator):
         kernels = _backends.get_kernels(getattr(self, "backend_", None) or self.backend)
         raw = np.empty((X.shape[0], layer_sizes[-1]), dtype=params.dtype)
         work = np.empty(X.shape[0] * int(layer_sizes[1:-1].sum()), dtype=params.dtype)
-        kernels.forward(X, params, layer_sizes, self._hidden_activations(len(layer_sizes) - 2),
-                        float(self.negative_slope), work, raw)
+        kernels.forward(X, params, layer_sizes, self._hidden_acts, self._negative_slope, work, raw)
         return raw, kernels
 
     def _forward(self, X, params=None):
@@ -392,6 +409,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return _k.BINARY_LOG_LOSS
 
     def _predict_from_proba(self, proba):
+        if len(self.classes_) == 1:  # one class seen: it is always the answer
+            return np.repeat(self.classes_, len(proba))
         if self._multilabel:
             return (proba > 0.5).astype(int)
         if proba.shape[1] == 1:
@@ -408,24 +427,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and the class labels y (1-D, or an indicator matrix for
         multilabel), optionally weighting samples by ``sample_weight``."""
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        with self._unchanged_on_error():
+            return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y); ``classes`` (all labels) is required on the first call."""
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        with self._unchanged_on_error():
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
         """Predicted class labels (an indicator matrix for multilabel)."""
         raw, _ = self._raw(self._check_X_predict(X))
         # softmax keeps the argmax and sigmoid(z) > 1/2 iff z > 0: no output activation
+        if len(self.classes_) == 1:
+            return np.repeat(self.classes_, len(raw))
         if self._multilabel:
             return (raw > 0).astype(int)
         if raw.shape[1] == 1:
@@ -561,13 +584,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and the target(s) y, optionally weighting samples."""
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        with self._unchanged_on_error():
+            return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y)."""
-        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        with self._unchanged_on_error():
+            return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
         """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
