@@ -86,3 +86,6 @@ def test_cython_activation_codes_equal_fastnn_kernels():
     codes = getattr(dense, "ACTIVATION_CODES", None)
     assert codes is not None, "fastnn.kernels.cython.dense exposes no ACTIVATION_CODES"
     assert dict(codes) == fk.ACTIVATIONS
+    train = importlib.import_module("fastnn.kernels.cython.train")
+    assert dict(train.LOSS_CODES) == fk.LOSSES
+    assert dict(train.OPTIMIZER_CODES) == fk.OPTIMIZERS

@@ -7,6 +7,7 @@ the ``.pxd`` enums are exposed as ``fastnn.kernels.cython.dense.ACTIVATION_CODES
 ``fastnn.kernels.cython.train.LOSS_CODES`` / ``OPTIMIZER_CODES``.
 """
 
+from .. import KERNELS
 from .dense import (
     activation,
     activation_grad_,
@@ -26,24 +27,4 @@ from .loss import (
 from .optim import adam_step_, rmsprop_step_, sgd_step_, sgd_velocity_step_
 from .train import forward, forward_backward, train_epoch
 
-__all__ = [
-    "activation",
-    "activation_grad_",
-    "dense_forward",
-    "dense_backward",
-    "dense_backward_delta",
-    "half_squared_error_loss_gradient",
-    "absolute_error_loss_gradient",
-    "huber_loss_gradient",
-    "poisson_loss_gradient",
-    "binary_log_loss_gradient",
-    "binary_log_loss_proba_gradient",
-    "softmax_cross_entropy_loss_gradient",
-    "sgd_step_",
-    "sgd_velocity_step_",
-    "rmsprop_step_",
-    "adam_step_",
-    "forward",
-    "forward_backward",
-    "train_epoch",
-]
+__all__ = [name for names in KERNELS.values() for name in names]

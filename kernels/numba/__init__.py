@@ -10,6 +10,7 @@ package imports numba but compiles nothing.
 # importing this backend reach it (a library loaded later escapes an active limit).
 import scipy.linalg.cython_blas  # noqa: F401, E402
 
+from .. import KERNELS
 from .dense import activation, activation_grad_, dense_backward, dense_backward_delta, dense_forward
 from .loss import (
     absolute_error_loss_gradient,
@@ -23,24 +24,4 @@ from .loss import (
 from .optim import adam_step_, rmsprop_step_, sgd_step_, sgd_velocity_step_
 from .train import forward, forward_backward, train_epoch
 
-__all__ = [
-    "activation",
-    "activation_grad_",
-    "dense_forward",
-    "dense_backward",
-    "dense_backward_delta",
-    "half_squared_error_loss_gradient",
-    "absolute_error_loss_gradient",
-    "huber_loss_gradient",
-    "poisson_loss_gradient",
-    "binary_log_loss_gradient",
-    "binary_log_loss_proba_gradient",
-    "softmax_cross_entropy_loss_gradient",
-    "sgd_step_",
-    "sgd_velocity_step_",
-    "rmsprop_step_",
-    "adam_step_",
-    "forward",
-    "forward_backward",
-    "train_epoch",
-]
+__all__ = [name for names in KERNELS.values() for name in names]
