@@ -1,0 +1,384 @@
+"""Concurrency: threads, joblib's process and thread pools, Numba's on-disk cache.
+
+- Fits in two threads at once give bit-for-bit the weights of the same fits run one after
+  the other, on every backend; the compiled epoch releases the GIL (Cython and Numba), so
+  another Python thread keeps running during it. (Whether two threads are actually
+  faster is measured, not tested: ``python -m bench.threads``.)
+- Concurrent fits leave the process's BLAS thread limit as they found it.
+- GridSearchCV(n_jobs=2) on joblib's loky (processes) and threading backends gives the
+  sequential search's scores and best parameters exactly.
+- Numba: several processes that start at once on one empty ``NUMBA_CACHE_DIR`` all
+  succeed with identical results, and a later process reuses that cache (no recompile).
+  The kernels are serial (no ``parallel=True``), so Numba's threading layer is never
+  started: there is no Numba thread pool to oversubscribe or to be unsafe under threads.
+- The same random_state gives bit-identical weights from run to run on one backend.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV
+
+from fastnn import MLPClassifier, MLPRegressor, available_backends
+
+ALL_BACKENDS = [
+    pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
+                                             reason=f"backend {b!r} not available"))
+    for b in ["numpy", "numba", "cython"]
+]
+# the backends whose epoch is one compiled call that releases the GIL
+COMPILED_BACKENDS = ALL_BACKENDS[1:]
+
+# warnings.catch_warnings is not thread-safe: silence the expected ConvergenceWarnings
+# (short fits) for the whole module instead of inside the threads.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def same_weights(a, b):
+    """Bit-for-bit equality of two fitted MLPs' weights, biases and loss curves."""
+    return (all(np.array_equal(x, y) for x, y in zip(a.coefs_ + a.intercepts_,
+                                                      b.coefs_ + b.intercepts_))
+            and getattr(a, "loss_curve_", None) == getattr(b, "loss_curve_", None)
+            and a.n_iter_ == b.n_iter_)
+
+
+@pytest.fixture(scope="module")
+def classification():
+    X, y = make_classification(600, 12, n_informative=8, n_classes=3, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def regression():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 6))
+    y = X @ rng.normal(size=6) + 0.1 * rng.normal(size=500)
+    return X, y
+
+
+# ----------------------------------------------------------------- same random_state
+
+SETTINGS = {
+    "adam": dict(hidden_layer_sizes=(16, 8), max_iter=15),
+    "sgd": dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate="invscaling",
+                learning_rate_init=0.05, max_iter=10),
+    "rmsprop-early-stopping": dict(hidden_layer_sizes=(16,), solver="rmsprop",
+                                   early_stopping=True, max_iter=15),
+    "lbfgs": dict(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=30),
+}
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
+def test_same_random_state_gives_bit_identical_weights(classification, backend, settings):
+    X, y = classification
+    first, second = (MLPClassifier(random_state=7, backend=backend, **settings).fit(X, y)
+                     for _ in range(2))
+    assert same_weights(first, second)
+    other_seed = MLPClassifier(random_state=8, backend=backend, **settings).fit(X, y)
+    assert not np.array_equal(other_seed.coefs_[0], first.coefs_[0])
+
+
+# ----------------------------------------------------------------- threads
+
+
+def _two_estimators(backend):
+    return [
+        MLPClassifier(hidden_layer_sizes=(32,), max_iter=25, random_state=0, backend=backend),
+        MLPRegressor(loss="huber", hidden_layer_sizes=(16, 16), solver="rmsprop", max_iter=25,
+                     random_state=1, backend=backend),
+    ]
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_two_fits_in_two_threads_equal_the_same_fits_one_after_the_other(
+        classification, regression, backend):
+    data = [classification, regression]
+    sequential = [est.fit(*xy) for est, xy in zip(_two_estimators(backend), data)]
+
+    barrier = threading.Barrier(2)
+    spans = [None, None]
+
+    def fit(i, est):
+        barrier.wait()  # both fits start together
+        t0 = time.perf_counter()
+        est.fit(*data[i])
+        spans[i] = (t0, time.perf_counter())
+        return est
+
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(fit, range(2), _two_estimators(backend)))
+
+    assert max(s for s, _ in spans) < min(e for _, e in spans), "the two fits did not overlap"
+    for (X, _), seq, thr in zip(data, sequential, threaded):
+        assert same_weights(seq, thr)
+        np.testing.assert_array_equal(seq.predict(X), thr.predict(X))
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_one_fitted_estimator_predicts_the_same_from_four_threads(classification, backend):
+    X, y = classification
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=10, random_state=0,
+                        backend=backend).fit(X, y)
+    expected = clf.predict_proba(X)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: clf.predict_proba(X), range(16)))
+    for proba in results:
+        np.testing.assert_array_equal(proba, expected)
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_compiled_epoch_releases_the_gil(backend):
+    """While a one-epoch fit runs in a thread, this thread keeps executing Python.
+
+    One epoch of batch_size=1 is one kernel call of 5000 steps (~100 ms here). If the
+    kernel held the GIL, this thread could not take a timestamp during the call: the
+    timestamps would show one gap as long as the epoch. With the GIL released the
+    largest gap is a scheduling slice (a few ms), even on a busy machine.
+    """
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 10))
+    y = (X[:, 0] > 0).astype(int)
+
+    def make():
+        return MLPClassifier(hidden_layer_sizes=(32,), batch_size=1, max_iter=1,
+                             random_state=0, backend=backend)
+
+    make().fit(X[:50], y[:50])  # compile (Numba) / warm up outside the measurement
+    window = {}
+    done = threading.Event()
+
+    def fit():
+        window["start"] = time.perf_counter()
+        make().fit(X, y)
+        window["end"] = time.perf_counter()
+        done.set()
+
+    stamps = []
+    worker = threading.Thread(target=fit)
+    worker.start()
+    while not done.is_set():
+        stamps.append(time.perf_counter())
+    worker.join()
+
+    start, end = window["start"], window["end"]
+    inside = [start] + [t for t in stamps if start < t < end] + [end]
+    largest_gap = float(np.max(np.diff(inside)))
+    assert end - start > 0.02, f"the epoch was too short ({end - start:.4f} s) to tell"
+    assert largest_gap < 0.5 * (end - start), (
+        f"this thread was stopped for {largest_gap * 1e3:.1f} ms of the "
+        f"{(end - start) * 1e3:.1f} ms fit: the {backend} epoch held the GIL")
+
+
+OVERLAPPING_FITS = r"""
+import json, sys, threading, time, warnings
+from sklearn.datasets import make_classification
+from threadpoolctl import threadpool_info
+from fastnn import MLPClassifier
+
+warnings.simplefilter("ignore")
+X, y = make_classification(4800, 12, n_informative=8, n_classes=3, random_state=0)
+
+
+def blas():
+    return {i["filepath"].rsplit("/", 1)[-1]: i["num_threads"] for i in threadpool_info()
+            if i["user_api"] == "blas"}
+
+
+def fit(max_iter, span):  # batch 32 on 4800 rows: epochs of ~1 ms
+    span.append(time.perf_counter())
+    MLPClassifier(hidden_layer_sizes=(32,), batch_size=32, max_iter=max_iter, tol=0.0,
+                  n_iter_no_change=10**6, random_state=0, backend=sys.argv[1]).fit(X, y)
+    span.append(time.perf_counter())
+
+
+fit(1, [])  # compile / warm up
+before, overlapped = blas(), False
+for _ in range(5):  # A: short, started first; B: long, started while A runs
+    a, b = [], []
+    threads = [threading.Thread(target=fit, args=(30, a)),
+               threading.Thread(target=fit, args=(120, b))]
+    threads[0].start()
+    time.sleep(0.01)
+    threads[1].start()
+    for thread in threads:
+        thread.join()
+    if a[0] < b[0] < a[1] < b[1]:
+        overlapped = True
+        break
+print(json.dumps({"before": before, "after": blas(), "overlapped": overlapped}))
+"""
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_overlapping_fits_in_threads_restore_the_blas_thread_limit(backend):
+    """A fit with small mini-batch steps pins BLAS to one thread for its duration
+    (threadpoolctl: a process-wide setting) and restores the previous limit at the end.
+    Two fits in two threads that overlap without nesting (A starts, B starts, A ends,
+    B ends) must leave the process's BLAS thread count as it was before both.
+
+    In a fresh process with BLAS at its default (one thread per core), because the
+    outcome depends on which thread set a threadpoolctl limit first in the process."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, "-c", OVERLAPPING_FITS, backend], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if max(result["before"].values()) < 2:
+        pytest.skip(f"BLAS runs one thread by default here ({result['before']}): nothing to leak")
+    assert result["overlapped"], "could not make the two fits overlap as A, B, end A, end B"
+    assert result["after"] == result["before"], (
+        f"BLAS threads before two overlapping fits {result['before']}, after "
+        f"{result['after']}: the fits left BLAS pinned")
+
+
+# ----------------------------------------------------------------- GridSearchCV n_jobs=2
+
+
+def _search(backend):
+    return GridSearchCV(
+        MLPClassifier(max_iter=20, random_state=0, backend=backend),
+        {"hidden_layer_sizes": [(8,), (16,)], "alpha": [1e-4, 1e-1]}, cv=3)
+
+
+@pytest.fixture(scope="module")
+def sequential_searches(classification):
+    X, y = classification
+    return {b: _search(b).fit(X, y) for b in available_backends()}
+
+
+def assert_same_search(got, expected):
+    assert got.best_params_ == expected.best_params_
+    for key in ["mean_test_score", "rank_test_score"] + [
+            f"split{i}_test_score" for i in range(3)]:
+        np.testing.assert_array_equal(got.cv_results_[key], expected.cv_results_[key], key)
+    assert same_weights(got.best_estimator_, expected.best_estimator_)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("joblib_backend", ["loky", "threading"])
+def test_grid_search_n_jobs_2_equals_sequential(classification, sequential_searches,
+                                                backend, joblib_backend):
+    X, y = classification
+    # max_nbytes=0: loky hands every array to the workers as a read-only memmap
+    config = dict(max_nbytes=0) if joblib_backend == "loky" else {}
+    search = _search(backend).set_params(n_jobs=2)
+    with joblib.parallel_config(backend=joblib_backend, **config):
+        search.fit(X, y)
+    assert_same_search(search, sequential_searches[backend])
+
+
+# ----------------------------------------------------------------- Numba: cache, threading
+
+CHILD = r"""
+import json, sys, warnings
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from fastnn import MLPClassifier
+from fastnn._backends import get_kernels
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(60, 4))
+y = (X[:, 0] + X[:, 1] > 0).astype(int)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    clf = MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0,
+                        backend="numba").fit(X, y)
+np.savez(sys.argv[1], proba=clf.predict_proba(X), *clf.coefs_)
+kernels = get_kernels("numba")
+stats = {name: getattr(kernels, name).stats for name in ("train_epoch", "forward")}
+print(json.dumps({
+    "cache_hits": {n: sum(s.cache_hits.values()) for n, s in stats.items()},
+    "cache_misses": {n: sum(s.cache_misses.values()) for n, s in stats.items()},
+    "cache_path": {n: s.cache_path for n, s in stats.items()},
+}))
+"""
+
+
+def _child(tmp_path, cache_dir, name):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / f"{name}.npz")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc, name):
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, f"{name} failed ({proc.returncode}):\n{err[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_numba_processes_starting_on_one_empty_cache_neither_crash_nor_corrupt_it(tmp_path):
+    """Three processes compile into one empty NUMBA_CACHE_DIR at once (each ~10 s of
+    compiling, so they overlap); all succeed with identical weights; a fourth process
+    then loads every kernel it needs from that cache, compiling nothing, with the same
+    result. Slow by nature (~20-40 s on 2 cores): it measures cold compilation."""
+    pytest.importorskip("numba", reason="numba not installed")
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    procs = {f"cold{i}": _child(tmp_path, cache, f"cold{i}") for i in range(3)}
+    reports = {name: _finish(proc, name) for name, proc in procs.items()}
+    assert any(sum(r["cache_misses"].values()) for r in reports.values())
+    assert not list(cache.rglob("*.tmp.*")), "a cache write was left half-done"
+    assert list(cache.rglob("*.nbi")) and list(cache.rglob("*.nbc"))
+
+    warm = _finish(_child(tmp_path, cache, "warm"), "warm")
+    assert warm["cache_misses"] == {"train_epoch": 0, "forward": 0}, warm
+    assert all(hits >= 1 for hits in warm["cache_hits"].values()), warm
+    for path in warm["cache_path"].values():  # the cache lives where NUMBA_CACHE_DIR says
+        assert os.path.commonpath([path, str(cache)]) == str(cache), path
+
+    results = {name: np.load(tmp_path / f"{name}.npz") for name in [*procs, "warm"]}
+    reference = results["warm"]
+    for name, result in results.items():
+        assert sorted(result.files) == sorted(reference.files)
+        for key in reference.files:
+            np.testing.assert_array_equal(result[key], reference[key], f"{name}: {key}")
+
+
+def _numba_dispatchers():
+    import numba
+
+    from fastnn.kernels.numba import dense, loss, optim, train
+
+    return {f"{module.__name__}.{name}": obj
+            for module in (dense, loss, optim, train)
+            for name, obj in vars(module).items()
+            if isinstance(obj, numba.core.registry.CPUDispatcher)}
+
+
+def test_numba_kernels_are_serial_nogil_and_never_start_the_threading_layer(classification):
+    """Numba's threading layer (tbb, omp or workqueue; workqueue is not thread-safe) only
+    runs parallel=True code. No fastnn kernel is compiled with parallel=True, every one
+    releases the GIL, and a fit leaves the threading layer unstarted."""
+    numba = pytest.importorskip("numba", reason="numba not installed")
+    dispatchers = _numba_dispatchers()
+    assert "fastnn.kernels.numba.train.train_epoch" in dispatchers
+    for name, dispatcher in dispatchers.items():
+        assert dispatcher.targetoptions.get("nogil") is True, name
+        assert not dispatcher.targetoptions.get("parallel"), name
+
+    def started():
+        try:
+            numba.threading_layer()
+        except ValueError:  # "Threading layer is not initialized."
+            return False
+        return True
+
+    if started():
+        pytest.skip("something else in this process already started numba's threading layer")
+    X, y = classification
+    MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, backend="numba").fit(X, y)
+    MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=3,
+                 backend="numba").fit(X, y.astype(float))
+    assert not started()
