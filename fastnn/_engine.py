@@ -9,6 +9,7 @@ curve, stopping rules, learning-rate schedules and messages.
 """
 
 import contextlib
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -138,8 +139,14 @@ def step_flops(layer_sizes, rows):
 
 def blas_threads(layer_sizes, rows):
     """One BLAS thread for small steps (see SMALL_STEP_FLOPS), else BLAS's own setting
-    (or the caller's threadpoolctl limit)."""
-    if step_flops(layer_sizes, rows) < SMALL_STEP_FLOPS:
+    (or the caller's threadpoolctl limit).
+
+    Only a fit in the main thread pins: the limit is process-wide and threadpoolctl lets
+    one thread own it, so fits in worker threads leave BLAS as the caller set it (limit
+    it around the threads, e.g. ``threadpool_limits(1, user_api="blas")``).
+    """
+    if (step_flops(layer_sizes, rows) < SMALL_STEP_FLOPS
+            and threading.current_thread() is threading.main_thread()):
         return threadpool_limits(limits=1, user_api="blas")
     return contextlib.nullcontext()
 
