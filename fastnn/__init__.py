@@ -2,20 +2,34 @@
 
 ``MLPClassifier`` and ``MLPRegressor`` are drop-in replacements for scikit-learn's;
 ``fastnn.functional`` and ``fastnn.optim`` expose the kernels with PyTorch's names and
-semantics; ``available_backends()`` lists the kernel implementations that work here.
-``import fastnn`` stays light: scikit-learn is imported with the estimators, numba with
-the first numba kernel.
+semantics; ``available_backends()`` lists the kernel implementations that work here;
+``plot_loss_curve`` and ``plot_validation_curve`` draw a fit's loss curves and a search's
+validation curve (with matplotlib, an optional dependency). ``import fastnn`` stays
+light: scikit-learn is imported with the estimators, numba with the first numba kernel,
+matplotlib with the first plot.
+
+>>> import fastnn
+>>> fastnn.available_backends()[-1]
+'numpy'
 """
 
 from ._backends import available_backends
 
-__all__ = ["MLPClassifier", "MLPRegressor", "available_backends"]
+__all__ = ["MLPClassifier", "MLPRegressor", "available_backends", "plot_loss_curve",
+           "plot_validation_curve"]
 __version__ = "0.1.0"
+
+_LAZY = {"MLPClassifier": "_estimators", "MLPRegressor": "_estimators",
+         "plot_loss_curve": "plotting", "plot_validation_curve": "plotting"}
 
 
 def __getattr__(name):
-    if name in ("MLPClassifier", "MLPRegressor"):
-        from . import _estimators
+    if name in _LAZY:
+        import importlib
 
-        return getattr(_estimators, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

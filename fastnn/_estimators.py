@@ -310,10 +310,114 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     output and cross-entropy; binary and multilabel targets logistic outputs and the
     binary log-loss (probabilities clipped to [eps, 1 - eps], eps of the data's dtype).
 
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Units of each hidden layer; ``()`` for none (a linear model).
+    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu"} or list, default="relu"
+        Activation of the hidden layers: one for all, or a list with one per hidden layer.
+    solver : {"lbfgs", "sgd", "adam", "rmsprop"}, default="adam"
+        "sgd" with momentum, "adam" and "rmsprop" train in shuffled mini-batches (one
+        compiled call per epoch); "lbfgs" is scipy's full-batch L-BFGS-B.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty ``alpha / 2 * ||W||**2`` (weights, not biases).
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of the stochastic solvers; "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Learning-rate schedule of solver="sgd".
+    learning_rate_init : float, default=0.001
+        Initial step size of the stochastic solvers.
+    power_t : float, default=0.5
+        Exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        Epochs of the stochastic solvers, iterations of L-BFGS.
+    shuffle : bool, default=True
+        Shuffle the rows every epoch (stochastic solvers).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffles and the early-stopping split (the same
+        draws as scikit-learn's from the same seed).
+    tol : float, default=1e-4
+        Improvement below which an epoch counts as no progress (see ``n_iter_no_change``).
+    verbose : bool, default=False
+        Print the loss of every epoch.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution.
+    momentum : float, default=0.9
+        Momentum of solver="sgd" (and of "rmsprop").
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for solver="sgd".
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop when their score stops
+        improving; records ``validation_scores_`` and ``validation_loss_curve_``.
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping.
+    beta_1 : float, default=0.9
+        Decay of Adam's first moment.
+    beta_2 : float, default=0.999
+        Decay of Adam's second moment and of RMSprop's mean square.
+    epsilon : float, default=1e-8
+        Numerical stability term of Adam and RMSprop.
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement before stopping.
+    max_fun : int, default=15000
+        Maximum loss evaluations of L-BFGS.
+    negative_slope : float, default=0.01
+        Slope of "leaky_relu" for negative inputs.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight`` ("balanced": inversely
+        proportional to the class frequencies).
+    backend : {"auto", "numpy", "numba", "cython"}, default="auto"
+        Kernel implementation; "auto" is the fastest available (see
+        :func:`fastnn.available_backends`).
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels.
+    loss_ : float
+        Loss of the last epoch (or of the L-BFGS solution), penalty included.
+    best_loss_ : float or None
+        Lowest ``loss_`` seen (None with early stopping).
+    loss_curve_ : list of float
+        ``loss_`` of every epoch (stochastic solvers).
+    validation_scores_ : list of float or None
+        Score on the held-out rows after every epoch (with early stopping).
+    validation_loss_curve_ : list of float
+        Weighted mean loss on the held-out rows after every epoch, no penalty (with early
+        stopping; fastnn's addition).
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``.
+    t_ : int
+        Training rows seen by the solver so far.
+    coefs_ : list of ndarray
+        Weight matrix of each layer, shape (n_in, n_out); views of one flat buffer.
+    intercepts_ : list of ndarray
+        Bias vector of each layer.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names seen in ``fit`` (only when X had string column names).
+    n_iter_ : int
+        Epochs (or L-BFGS iterations) run by the last ``fit``.
+    n_layers_ : int
+        Layers, input and output included.
+    n_outputs_ : int
+        Output units.
+    out_activation_ : str
+        The output activation: "softmax" (multiclass) or "logistic".
+    backend_ : str
+        The kernel implementation used.
+
+    See Also
+    --------
+    fastnn.plot_loss_curve : training and validation loss per epoch.
+
+    Examples
+    --------
     >>> from sklearn.datasets import load_iris
     >>> from fastnn import MLPClassifier
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(X, y)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=2000, random_state=0).fit(X, y)
     >>> clf.score(X, y) > 0.9
     True
     """
@@ -426,14 +530,68 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and the class labels y (1-D, or an indicator matrix for
-        multilabel), optionally weighting samples by ``sample_weight``."""
+        multilabel), optionally weighting samples by ``sample_weight``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Training data; float32 data trains in float32, anything else in float64.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Class labels, or a label indicator matrix for multilabel.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row (None: all 1).
+
+        Returns
+        -------
+        self : MLPClassifier
+            The fitted estimator. If fitting raises, the estimator is left as it was.
+
+        Examples
+        --------
+        >>> from fastnn import MLPClassifier
+        >>> X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+        >>> y = [0, 1, 1, 0]
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs",
+        ...                     random_state=0)
+        >>> clf.fit(X, y).predict(X).tolist()
+        [0, 1, 1, 0]
+        """
         with self._unchanged_on_error():
             return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over (X, y); ``classes`` (all labels) is required on the first call."""
+        """One epoch over (X, y); ``classes`` (all labels) is required on the first call.
+
+        Only for the stochastic solvers ("sgd", "adam", "rmsprop").
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            A batch of training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Its class labels (or label indicator matrix).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row.
+        classes : array-like, default=None
+            Every class label the model will see; required on the first call only.
+
+        Returns
+        -------
+        self : MLPClassifier
+            The updated estimator.
+
+        Examples
+        --------
+        >>> from fastnn import MLPClassifier
+        >>> X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+        >>> y = [0, 1, 1, 0]
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+        >>> clf = clf.partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)
+        >>> clf.t_, len(clf.loss_curve_), clf.classes_.tolist()
+        (8, 2, [0, 1])
+        """
         with self._unchanged_on_error():
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
@@ -444,7 +602,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted class labels (an indicator matrix for multilabel)."""
+        """Predicted class labels (an indicator matrix for multilabel).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Rows to classify.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Labels from ``classes_`` (0/1 indicators for multilabel).
+
+        Examples
+        --------
+        >>> from fastnn import MLPClassifier
+        >>> X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+        >>> y = [0, 1, 1, 0]
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs",
+        ...                     random_state=0)
+        >>> clf.fit(X, y).predict([[0.0, 1.0], [1.0, 1.0]])
+        array([1, 0])
+        """
         raw, _ = self._raw(self._check_X_predict(X))
         # softmax keeps the argmax and sigmoid(z) > 1/2 iff z > 0: no output activation
         if len(self.classes_) == 1:
@@ -456,14 +635,58 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self.classes_[np.argmax(raw, axis=1)]
 
     def predict_proba(self, X):
-        """Class probabilities, columns ordered as ``classes_``."""
+        """Class probabilities, columns ordered as ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Rows to classify.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities; each row sums to 1 except for multilabel targets.
+
+        Examples
+        --------
+        >>> from fastnn import MLPClassifier
+        >>> X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+        >>> y = [0, 1, 1, 0]
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs",
+        ...                     random_state=0)
+        >>> clf.fit(X, y).predict_proba([[0.0, 1.0]]).round(2)
+        array([[0., 1.]])
+        """
         proba = self._forward(self._check_X_predict(X))
         if proba.shape[1] == 1:
             return np.hstack([1 - proba, proba])
         return proba
 
     def predict_log_proba(self, X):
-        """log(predict_proba(X))."""
+        """log(predict_proba(X)).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Rows to classify.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Natural logarithm of the class probabilities.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastnn import MLPClassifier
+        >>> X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+        >>> y = [0, 1, 1, 0]
+        >>> clf = MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", solver="lbfgs",
+        ...                     random_state=0)
+        >>> clf = clf.fit(X, y)
+        >>> np.allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X))
+        True
+        """
         proba = self.predict_proba(X)
         return np.log(proba, out=proba)
 
@@ -487,6 +710,110 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     squared_error, absolute_error and huber over the outputs (scikit-learn's convention
     for squared_error).
 
+    Parameters
+    ----------
+    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
+        The loss minimised (formulas above).
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Units of each hidden layer; ``()`` for none (a linear model).
+    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu"} or list, default="relu"
+        Activation of the hidden layers: one for all, or a list with one per hidden layer.
+    solver : {"lbfgs", "sgd", "adam", "rmsprop"}, default="adam"
+        "sgd" with momentum, "adam" and "rmsprop" train in shuffled mini-batches (one
+        compiled call per epoch); "lbfgs" is scipy's full-batch L-BFGS-B.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty ``alpha / 2 * ||W||**2`` (weights, not biases).
+    batch_size : int or "auto", default="auto"
+        Mini-batch size of the stochastic solvers; "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Learning-rate schedule of solver="sgd".
+    learning_rate_init : float, default=0.001
+        Initial step size of the stochastic solvers.
+    power_t : float, default=0.5
+        Exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        Epochs of the stochastic solvers, iterations of L-BFGS.
+    shuffle : bool, default=True
+        Shuffle the rows every epoch (stochastic solvers).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffles and the early-stopping split (the same
+        draws as scikit-learn's from the same seed).
+    tol : float, default=1e-4
+        Improvement below which an epoch counts as no progress (see ``n_iter_no_change``).
+    verbose : bool, default=False
+        Print the loss of every epoch.
+    warm_start : bool, default=False
+        Start ``fit`` from the previous solution.
+    momentum : float, default=0.9
+        Momentum of solver="sgd" (and of "rmsprop").
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for solver="sgd".
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop when their score stops
+        improving; records ``validation_scores_`` and ``validation_loss_curve_``.
+    validation_fraction : float, default=0.1
+        Share of the rows held out for early stopping.
+    beta_1 : float, default=0.9
+        Decay of Adam's first moment.
+    beta_2 : float, default=0.999
+        Decay of Adam's second moment and of RMSprop's mean square.
+    epsilon : float, default=1e-8
+        Numerical stability term of Adam and RMSprop.
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement before stopping.
+    max_fun : int, default=15000
+        Maximum loss evaluations of L-BFGS.
+    negative_slope : float, default=0.01
+        Slope of "leaky_relu" for negative inputs.
+    delta : float, default=1.0
+        Huber's threshold between the quadratic and the linear part (loss="huber"), in
+        the target's units; a normal parameter, so a search can tune it.
+    backend : {"auto", "numpy", "numba", "cython"}, default="auto"
+        Kernel implementation; "auto" is the fastest available (see
+        :func:`fastnn.available_backends`).
+
+    Attributes
+    ----------
+    loss_ : float
+        Loss of the last epoch (or of the L-BFGS solution), penalty included.
+    best_loss_ : float or None
+        Lowest ``loss_`` seen (None with early stopping).
+    loss_curve_ : list of float
+        ``loss_`` of every epoch (stochastic solvers).
+    validation_scores_ : list of float or None
+        Score on the held-out rows after every epoch (with early stopping).
+    validation_loss_curve_ : list of float
+        Weighted mean loss on the held-out rows after every epoch, no penalty (with early
+        stopping; fastnn's addition).
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``.
+    t_ : int
+        Training rows seen by the solver so far.
+    coefs_ : list of ndarray
+        Weight matrix of each layer, shape (n_in, n_out); views of one flat buffer.
+    intercepts_ : list of ndarray
+        Bias vector of each layer.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names seen in ``fit`` (only when X had string column names).
+    n_iter_ : int
+        Epochs (or L-BFGS iterations) run by the last ``fit``.
+    n_layers_ : int
+        Layers, input and output included.
+    n_outputs_ : int
+        Output units.
+    out_activation_ : str
+        The output activation: "identity", or "exp" for loss="poisson".
+    backend_ : str
+        The kernel implementation used.
+
+    See Also
+    --------
+    fastnn.plot_loss_curve : training and validation loss per epoch.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from fastnn import MLPRegressor
     >>> X = np.linspace(-1, 1, 200).reshape(-1, 1); y = 2 * X.ravel()
@@ -583,18 +910,88 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to X and the target(s) y, optionally weighting samples."""
+        """Fit the model to X and the target(s) y, optionally weighting samples.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Training data; float32 data trains in float32, anything else in float64.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets (non-negative for loss="poisson").
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row (None: all 1).
+
+        Returns
+        -------
+        self : MLPRegressor
+            The fitted estimator. If fitting raises, the estimator is left as it was.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastnn import MLPRegressor
+        >>> X = np.linspace(-1, 1, 50).reshape(-1, 1); y = 2 * X.ravel() + 1
+        >>> reg = MLPRegressor(hidden_layer_sizes=(), solver="lbfgs").fit(X, y)  # a line
+        >>> reg.coefs_[0].round(3), reg.intercepts_[0].round(3)
+        (array([[2.]]), array([1.]))
+        """
         with self._unchanged_on_error():
             return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y)."""
+        """One epoch over (X, y).
+
+        Only for the stochastic solvers ("sgd", "adam", "rmsprop").
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            A batch of training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Its targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row.
+
+        Returns
+        -------
+        self : MLPRegressor
+            The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastnn import MLPRegressor
+        >>> X = np.linspace(-1, 1, 50).reshape(-1, 1); y = 2 * X.ravel() + 1
+        >>> reg = MLPRegressor(hidden_layer_sizes=(4,), random_state=0).partial_fit(X, y)
+        >>> reg.n_iter_, reg.t_
+        (1, 50)
+        """
         with self._unchanged_on_error():
             return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
-        """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
+        """Predicted values, shape (n_samples,) or (n_samples, n_outputs).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Rows to predict.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions (rates, for loss="poisson").
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastnn import MLPRegressor
+        >>> X = np.linspace(-1, 1, 50).reshape(-1, 1); y = 2 * X.ravel() + 1
+        >>> reg = MLPRegressor(hidden_layer_sizes=(), solver="lbfgs").fit(X, y)
+        >>> reg.predict([[0.0], [0.5]]).round(3)
+        array([1., 2.])
+        """
         pred = self._forward(self._check_X_predict(X))
         return pred.ravel() if pred.shape[1] == 1 else pred

@@ -148,8 +148,44 @@ def mse_loss(input, target, *, reduction="mean", sample_weight=None, backend=Non
 
     PyTorch's convention (no half); the estimators use half the squared error.
 
-    >>> round(mse_loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0])), 4)
-    1.3333
+    Parameters
+    ----------
+    input : ndarray of float32 or float64
+        Predictions, any shape; the first axis is the sample axis.
+    target : array-like
+        Targets of the same shape (converted to the input's dtype).
+    reduction : {"mean", "sum", "none"}, default="mean"
+        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
+        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weight of each sample (the first axis); None weighs every sample 1.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+    return_grad : bool, default=False
+        Also return the gradient of the result with respect to the input.
+
+    Returns
+    -------
+    loss : float, or ndarray of the input's shape and dtype for reduction="none"
+    grad : ndarray of the input's shape and dtype
+        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
+        derivative of each element's own weighted loss).
+
+    Raises
+    ------
+    ValueError
+        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
+        backend, negative weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> print(F.mse_loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0])))
+    1.3333333333333333
+    >>> value, grad = F.mse_loss(np.array([1.0, 3.0]), np.zeros(2), return_grad=True)
+    >>> print(value, grad)
+    5.0 [1. 3.]
     """
     return _loss("half_squared_error_loss_gradient", input, target, (), reduction,
                  sample_weight, backend, return_grad, scale=2.0)
@@ -159,8 +195,45 @@ def l1_loss(input, target, *, reduction="mean", sample_weight=None, backend=None
             return_grad=False):
     """Absolute error: l = |input - target|, gradient sign(input - target) (0 at a tie).
 
-    >>> l1_loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]), reduction="sum")
+    Parameters
+    ----------
+    input : ndarray of float32 or float64
+        Predictions, any shape; the first axis is the sample axis.
+    target : array-like
+        Targets of the same shape (converted to the input's dtype).
+    reduction : {"mean", "sum", "none"}, default="mean"
+        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
+        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weight of each sample (the first axis); None weighs every sample 1.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+    return_grad : bool, default=False
+        Also return the gradient of the result with respect to the input.
+
+    Returns
+    -------
+    loss : float, or ndarray of the input's shape and dtype for reduction="none"
+    grad : ndarray of the input's shape and dtype
+        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
+        derivative of each element's own weighted loss).
+
+    Raises
+    ------
+    ValueError
+        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
+        backend, negative weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> print(F.l1_loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]), reduction="sum"))
     2.0
+    >>> _, grad = F.l1_loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]),
+    ...                     reduction="sum", return_grad=True)
+    >>> grad
+    array([ 0.,  0., -1.])
     """
     return _loss("absolute_error_loss_gradient", input, target, (), reduction,
                  sample_weight, backend, return_grad)
@@ -171,10 +244,49 @@ def huber_loss(input, target, *, reduction="mean", delta=1.0, sample_weight=None
     """Huber loss: r**2 / 2 for |r| <= delta, delta (|r| - delta / 2) beyond; r = input - target.
 
     The gradient is clip(r, -delta, delta): squared error near zero, absolute error (scaled
-    by delta) for outliers. ``delta`` must be positive.
+    by delta) for outliers.
 
-    >>> huber_loss(np.array([0.5, 3.0]), np.zeros(2), reduction="none")
+    Parameters
+    ----------
+    input : ndarray of float32 or float64
+        Predictions, any shape; the first axis is the sample axis.
+    target : array-like
+        Targets of the same shape (converted to the input's dtype).
+    reduction : {"mean", "sum", "none"}, default="mean"
+        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
+        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weight of each sample (the first axis); None weighs every sample 1.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+    return_grad : bool, default=False
+        Also return the gradient of the result with respect to the input.
+    delta : float, default=1.0
+        Where the loss turns from quadratic to linear; positive and finite.
+
+    Returns
+    -------
+    loss : float, or ndarray of the input's shape and dtype for reduction="none"
+    grad : ndarray of the input's shape and dtype
+        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
+        derivative of each element's own weighted loss).
+
+    Raises
+    ------
+    ValueError
+        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
+        backend, negative weights, delta <= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> F.huber_loss(np.array([0.5, 3.0]), np.zeros(2), reduction="none")
     array([0.125, 2.5  ])
+    >>> _, grad = F.huber_loss(np.array([0.5, 3.0, -3.0]), np.zeros(3), delta=2.0,
+    ...                        reduction="sum", return_grad=True)
+    >>> grad
+    array([ 0.5,  2. , -2. ])
     """
     delta = float(delta)
     if not delta > 0 or not np.isfinite(delta):
@@ -192,7 +304,48 @@ def poisson_nll_loss(input, target, *, log_input=True, full=False, eps=1e-8,
     full=True adds Stirling's term target log(target) - target + log(2 pi target) / 2 for
     target > 1 (it does not depend on the input, so the gradient is unchanged).
 
-    >>> round(poisson_nll_loss(np.array([0.0]), np.array([2.0])), 4)
+    Parameters
+    ----------
+    input : ndarray of float32 or float64
+        Log-rates (log_input=True) or rates (log_input=False, non-negative).
+    target : array-like
+        Counts (non-negative), the input's shape.
+    log_input : bool, default=True
+        Whether ``input`` is the log of the rate.
+    full : bool, default=False
+        Add Stirling's approximation of log(target!).
+    eps : float, default=1e-8
+        Added to the rate before the log when log_input=False; positive.
+    reduction : {"mean", "sum", "none"}, default="mean"
+        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
+        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weight of each sample (the first axis); None weighs every sample 1.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+    return_grad : bool, default=False
+        Also return the gradient of the result with respect to the input.
+
+    Returns
+    -------
+    loss : float, or ndarray of the input's shape and dtype for reduction="none"
+    grad : ndarray of the input's shape and dtype
+        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
+        derivative of each element's own weighted loss).
+
+    Raises
+    ------
+    ValueError
+        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
+        backend, negative weights, eps <= 0, negative rates with log_input=False.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> print(round(float(F.poisson_nll_loss(np.array([0.0]), np.array([2.0]))), 4))
+    1.0
+    >>> print(round(float(F.poisson_nll_loss(np.array([1.0]), np.array([1.0]), log_input=False)), 4))
     1.0
     """
     eps = float(eps)
@@ -235,11 +388,51 @@ def _weights_like(x, sample_weight):
 
 def binary_cross_entropy(probs, target, *, eps=None, reduction="mean", sample_weight=None,
                          backend=None, return_grad=False):
-    """Clipped binary log-loss on probabilities:
+    """Clipped binary log-loss on probabilities.
 
     l = -target log(p) - (1 - target) log(1 - p), p = clip(probs, eps, 1 - eps), with
     eps = np.finfo(dtype).eps by default (scikit-learn's rule; PyTorch clamps the log at
     -100 instead). The gradient is (p - target) / (p (1 - p)) at the clipped p.
+
+    Parameters
+    ----------
+    probs : ndarray of float32 or float64
+        Probabilities in [0, 1]; the first axis is the sample axis.
+    target : array-like
+        Targets in [0, 1], the same shape.
+    eps : float, default=None
+        Clipping bound in (0, 0.5); None means ``np.finfo(probs.dtype).eps``.
+    reduction : {"mean", "sum", "none"}, default="mean"
+        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
+        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weight of each sample (the first axis); None weighs every sample 1.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+    return_grad : bool, default=False
+        Also return the gradient of the result with respect to the input.
+
+    Returns
+    -------
+    loss : float, or ndarray of the input's shape and dtype for reduction="none"
+    grad : ndarray of the input's shape and dtype
+        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
+        derivative of each element's own weighted loss).
+
+    Raises
+    ------
+    ValueError
+        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
+        backend, negative weights, probabilities outside [0, 1], eps outside (0, 0.5).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> print(round(float(F.binary_cross_entropy(np.array([0.5, 0.9]), np.array([1.0, 1.0]))), 4))
+    0.3993
+    >>> F.binary_cross_entropy(np.array([0.0]), np.array([1.0]), reduction="none")  # clipped
+    array([36.04365339])
     """
     x = _as_float(probs, "probs")
     eps = np.finfo(x.dtype).eps if eps is None else float(eps)
@@ -256,6 +449,44 @@ def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", sample
     """Binary log-loss on logits z, computed stably: l = softplus(-z) y + softplus(z) (1 - y).
 
     Exact, with no clipping (PyTorch's semantics); the gradient is sigmoid(z) - target.
+
+    Parameters
+    ----------
+    logits : ndarray of float32 or float64
+        Raw scores z, any shape; the first axis is the sample axis.
+    target : array-like
+        Targets in [0, 1], the same shape.
+    reduction : {"mean", "sum", "none"}, default="mean"
+        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
+        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weight of each sample (the first axis); None weighs every sample 1.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+    return_grad : bool, default=False
+        Also return the gradient of the result with respect to the input.
+
+    Returns
+    -------
+    loss : float, or ndarray of the input's shape and dtype for reduction="none"
+    grad : ndarray of the input's shape and dtype
+        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
+        derivative of each element's own weighted loss).
+
+    Raises
+    ------
+    ValueError
+        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
+        backend, negative weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> value, grad = F.binary_cross_entropy_with_logits(np.array([0.0, 1e4]), np.array([1.0, 1.0]),
+    ...                                                  reduction="none", return_grad=True)
+    >>> print(value.round(4), grad)
+    [0.6931 0.    ] [-0.5  0. ]
     """
     return _loss("binary_log_loss_gradient", logits, target, (0.0,), reduction,
                  sample_weight, backend, return_grad)
@@ -268,6 +499,46 @@ def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backe
     ``target`` holds class indices (N,) or class probabilities (N, C) (then
     l = -sum_c target_c log softmax(z)_c). A 1-D ``logits`` (C,) is one sample. The
     gradient is softmax(z) - onehot(target). No clipping (PyTorch's semantics).
+
+    Parameters
+    ----------
+    logits : ndarray of float32 or float64, shape (N, C) or (C,)
+        Raw class scores.
+    target : array-like
+        Class indices, integer shape (N,) (or a scalar for 1-D logits), or class
+        probabilities of the logits' shape.
+    reduction : {"mean", "sum", "none"}, default="mean"
+        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
+        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative weight of each sample (the first axis); None weighs every sample 1.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+    return_grad : bool, default=False
+        Also return the gradient of the result with respect to the input.
+
+    Returns
+    -------
+    loss : float, or ndarray of the input's shape and dtype for reduction="none"
+    grad : ndarray of the input's shape and dtype
+        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
+        derivative of each element's own weighted loss).
+
+    Raises
+    ------
+    ValueError
+        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
+        backend, negative weights, class indices out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> print(round(float(F.cross_entropy(np.array([[0.1, 0.2, 0.3]]), np.array([1]))), 4))
+    1.1019
+    >>> _, grad = F.cross_entropy(np.array([[0.0, 0.0]]), np.array([0]), return_grad=True)
+    >>> grad
+    array([[-0.5,  0.5]])
     """
     _check_reduction(reduction)
     kernels = _backends.get_kernels(backend)
@@ -322,22 +593,104 @@ def _activation(x, act, negative_slope, backend, axis=-1):
 
 
 def sigmoid(x, *, backend=None):
-    """Logistic function 1 / (1 + exp(-x)), without overflow for large |x|."""
+    """Logistic function 1 / (1 + exp(-x)), without overflow for large |x|.
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64
+        Any shape.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+
+    Returns
+    -------
+    ndarray
+        f(x) elementwise, the input's shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> F.sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    """
     return _activation(x, _k.LOGISTIC, 0.0, backend)
 
 
 def tanh(x, *, backend=None):
-    """Hyperbolic tangent."""
+    """Hyperbolic tangent.
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64
+        Any shape.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+
+    Returns
+    -------
+    ndarray
+        f(x) elementwise, the input's shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> F.tanh(np.array([0.0, 100.0]))
+    array([0., 1.])
+    """
     return _activation(x, _k.TANH, 0.0, backend)
 
 
 def relu(x, *, backend=None):
-    """max(x, 0)."""
+    """max(x, 0).
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64
+        Any shape.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+
+    Returns
+    -------
+    ndarray
+        f(x) elementwise, the input's shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> F.relu(np.array([-2.0, 0.0, 3.0]))
+    array([0., 0., 3.])
+    """
     return _activation(x, _k.RELU, 0.0, backend)
 
 
 def leaky_relu(x, negative_slope=0.01, *, backend=None):
-    """x for x > 0, negative_slope * x otherwise."""
+    """x for x > 0, negative_slope * x otherwise.
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64
+        Any shape.
+    negative_slope : float, default=0.01
+        Slope for x <= 0; finite.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+
+    Returns
+    -------
+    ndarray
+        f(x) elementwise, the input's shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> F.leaky_relu(np.array([-2.0, 3.0]), negative_slope=0.1)
+    array([-0.2,  3. ])
+    """
     negative_slope = float(negative_slope)
     if not np.isfinite(negative_slope):
         raise ValueError(f"negative_slope must be finite, got {negative_slope}")
@@ -347,8 +700,29 @@ def leaky_relu(x, negative_slope=0.01, *, backend=None):
 def softmax(x, axis=-1, *, backend=None):
     """exp(x) / sum(exp(x)) along ``axis``, computed with the maximum subtracted.
 
-    >>> softmax(np.array([0.0, np.log(3.0)]))
+    Parameters
+    ----------
+    x : ndarray of float32 or float64
+        Any shape.
+    axis : int, default=-1
+        The axis that sums to 1; x needs at least one axis.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Kernel implementation; None and "auto" mean the fastest available one.
+
+    Returns
+    -------
+    ndarray
+        f(x) elementwise along ``axis``, the input's shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> F.softmax(np.array([0.0, np.log(3.0)]))
     array([0.25, 0.75])
+    >>> F.softmax(np.array([[1000.0, 1000.0], [0.0, 0.0]]), axis=0)
+    array([[1., 1.],
+           [0., 0.]])
     """
     x = np.asarray(x)
     if x.ndim == 0:

@@ -43,7 +43,32 @@ class _Optimizer:
         self.state = [{"step": 0} for _ in self.params]
 
     def step(self, grads):
-        """Update every parameter in place from its gradient."""
+        """Update every parameter in place from its gradient.
+
+        Parameters
+        ----------
+        grads : list of array-like
+            One gradient per parameter, of its shape (converted to its dtype).
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            For a wrong number of gradients, a shape mismatch or a non-numeric gradient.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastnn import optim
+        >>> w, b = np.ones(2), np.zeros(1)
+        >>> opt = optim.SGD([w, b], lr=0.5)
+        >>> opt.step([np.array([1.0, 2.0]), np.array([-1.0])])
+        >>> w, b
+        (array([0.5, 0. ]), array([0.5]))
+        """
         grads = list(grads)
         _check(len(grads) == len(self.params),
                f"expected {len(self.params)} gradients, got {len(grads)}")
@@ -73,6 +98,45 @@ class SGD(_Optimizer):
     g = grad + weight_decay * p; with momentum mu: b = g at the first step, then
     b = mu * b + (1 - dampening) * g, and g = g + mu * b (nesterov) or g = b;
     p -= lr * g.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        float32/float64, C-contiguous and writable; updated in place by :meth:`step`.
+    lr : float, default=1e-3
+        Learning rate.
+    momentum : float, default=0.0
+        Momentum factor mu.
+    dampening : float, default=0.0
+        Dampening of the momentum's gradient term.
+    nesterov : bool, default=False
+        Nesterov momentum (needs momentum > 0 and dampening = 0).
+    weight_decay : float, default=0.0
+        L2 penalty added to the gradient.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Keyword-only. Kernel implementation; None and "auto" mean the fastest available.
+
+    Attributes
+    ----------
+    state : list of dict
+        Per parameter: ``"step"`` (the count) and the buffers of the update rule (``"momentum_buffer"``).
+
+    Raises
+    ------
+    ValueError
+        For a negative learning rate, momentum, eps or weight decay, out-of-range betas,
+        or parameters that are not writable C-contiguous float arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import optim
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = optim.SGD([w], lr=0.1, momentum=0.9)
+    >>> opt.step([np.array([1.0, 1.0])])
+    >>> opt.step([np.array([1.0, 1.0])])
+    >>> w
+    array([ 0.71, -2.29])
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
@@ -99,6 +163,46 @@ class RMSprop(_Optimizer):
     centered: ga = alpha ga + (1 - alpha) g and d = sqrt(s - ga**2) + eps, else
     d = sqrt(s) + eps; with momentum mu > 0: b = mu b + g / d, p -= lr b;
     else p -= lr g / d.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        float32/float64, C-contiguous and writable; updated in place by :meth:`step`.
+    lr : float, default=1e-2
+        Learning rate.
+    alpha : float, default=0.99
+        Decay of the running mean of squared gradients.
+    eps : float, default=1e-8
+        Added to the denominator.
+    weight_decay : float, default=0.0
+        L2 penalty added to the gradient.
+    momentum : float, default=0.0
+        Momentum factor.
+    centered : bool, default=False
+        Divide by the estimated variance (mean of squares minus squared mean) instead.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Keyword-only. Kernel implementation; None and "auto" mean the fastest available.
+
+    Attributes
+    ----------
+    state : list of dict
+        Per parameter: ``"step"`` (the count) and the buffers of the update rule (``"square_avg"``, ``"grad_avg"``, ``"momentum_buffer"``).
+
+    Raises
+    ------
+    ValueError
+        For a negative learning rate, momentum, eps or weight decay, out-of-range betas,
+        or parameters that are not writable C-contiguous float arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import optim
+    >>> w = np.array([1.0])
+    >>> opt = optim.RMSprop([w], lr=0.01)
+    >>> opt.step([np.array([4.0])])  # first step: g / sqrt((1 - alpha) g**2) = 10
+    >>> w.round(6)
+    array([0.9])
     """
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
@@ -127,6 +231,42 @@ class Adam(_Optimizer):
 
     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g**2;
     p -= lr m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t).
+
+    Parameters
+    ----------
+    params : list of ndarray
+        float32/float64, C-contiguous and writable; updated in place by :meth:`step`.
+    lr : float, default=1e-3
+        Learning rate.
+    betas : (float, float), default=(0.9, 0.999)
+        Decays of the first and second moment estimates, each in [0, 1).
+    eps : float, default=1e-8
+        Added to the denominator, outside the square root (PyTorch's form).
+    weight_decay : float, default=0.0
+        L2 penalty added to the gradient.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Keyword-only. Kernel implementation; None and "auto" mean the fastest available.
+
+    Attributes
+    ----------
+    state : list of dict
+        Per parameter: ``"step"`` (the count) and the buffers of the update rule (``"exp_avg"``, ``"exp_avg_sq"``).
+
+    Raises
+    ------
+    ValueError
+        For a negative learning rate, momentum, eps or weight decay, out-of-range betas,
+        or parameters that are not writable C-contiguous float arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import optim
+    >>> w = np.array([1.0, 1.0])
+    >>> opt = optim.Adam([w], lr=0.1)
+    >>> opt.step([np.array([3.0, -0.5])])  # the first step moves every weight by about lr
+    >>> w.round(6)
+    array([0.9, 1.1])
     """
 
     _decoupled = False
@@ -156,6 +296,42 @@ class Adam(_Optimizer):
 class AdamW(Adam):
     """AdamW, as torch.optim.AdamW: Adam with decoupled weight decay,
     p *= 1 - lr * weight_decay before the Adam step (which then has no L2 term).
+
+    Parameters
+    ----------
+    params : list of ndarray
+        float32/float64, C-contiguous and writable; updated in place by :meth:`step`.
+    lr : float, default=1e-3
+        Learning rate.
+    betas : (float, float), default=(0.9, 0.999)
+        Decays of the first and second moment estimates, each in [0, 1).
+    eps : float, default=1e-8
+        Added to the denominator, outside the square root.
+    weight_decay : float, default=1e-2
+        Decoupled decay: the weights shrink by ``lr * weight_decay`` of themselves per step.
+    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+        Keyword-only. Kernel implementation; None and "auto" mean the fastest available.
+
+    Attributes
+    ----------
+    state : list of dict
+        Per parameter: ``"step"`` (the count) and the buffers of the update rule (``"exp_avg"``, ``"exp_avg_sq"``).
+
+    Raises
+    ------
+    ValueError
+        For a negative learning rate, momentum, eps or weight decay, out-of-range betas,
+        or parameters that are not writable C-contiguous float arrays.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import optim
+    >>> w = np.array([1.0])
+    >>> opt = optim.AdamW([w], lr=0.1, weight_decay=0.5)
+    >>> opt.step([np.array([0.0])])  # zero gradient: only the decay, 1 - 0.1 * 0.5
+    >>> w
+    array([0.95])
     """
 
     _decoupled = True

@@ -1,11 +1,6 @@
-"""The flat parameter buffer, and the digits demo."""
-
-import subprocess
-import sys
+"""The flat parameter buffer and its initialisation (the demo's tests are in test_cli.py)."""
 
 import numpy as np
-import pytest
-from fastnn import available_backends
 from fastnn._network import init_params, layout, unflatten
 
 
@@ -36,20 +31,3 @@ def test_init_draws_like_scikit_learn():
     logistic = init_params(sizes, "logistic", np.random.RandomState(3), np.float64)
     assert np.abs(logistic[:20]).max() <= np.sqrt(2.0 / 9)
 
-
-def test_demo_command_prints_accuracy_per_backend():
-    out = subprocess.run([sys.executable, "-m", "fastnn", "demo", "--epochs", "3"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    rows = [line.split() for line in out.stdout.splitlines() if line.startswith(("fastnn", "scikit"))]
-    assert len(rows) == len(available_backends()) + 1
-    accuracies = [float(r[-2]) for r in rows]
-    assert all(0.5 < a <= 1.0 for a in accuracies), out.stdout
-    # same initial weights and shuffles as scikit-learn: the same accuracy on every backend
-    assert max(accuracies) - min(accuracies) < 1e-9, out.stdout
-
-
-def test_demo_command_rejects_bad_epochs():
-    out = subprocess.run([sys.executable, "-m", "fastnn", "demo", "--epochs", "0"],
-                         capture_output=True, text=True)
-    assert out.returncode == 2 and "--epochs must be at least 1" in out.stderr

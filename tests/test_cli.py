@@ -1,0 +1,355 @@
+"""The command line: every command run as a subprocess, the demo stories' claims, the
+shipped example data, and the progress bar."""
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastnn import _bench, _cvdelta, _demo, available_backends
+from fastnn._progress import Progress
+
+EXAMPLE = str(_cvdelta.EXAMPLE_CSV)
+
+
+def fastnn_cli(*args, timeout=600, cwd=None, env=None):
+    """Run ``python -m fastnn ARGS`` with captured (non-terminal) output."""
+    return subprocess.run([sys.executable, "-m", "fastnn", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env=None if env is None else {**os.environ, **env})
+
+
+def has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def test_console_script_and_module_run_the_same_parser():
+    script = shutil.which("fastnn") or str(Path(sys.executable).parent / "fastnn")
+    if not Path(script).exists():
+        pytest.skip("the fastnn console script is not installed (pip install -e .)")
+    via_script = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    via_module = fastnn_cli("--help", timeout=60)
+    assert via_script.returncode == via_module.returncode == 0, via_script.stderr
+    for command in ("demo", "bench", "cv-delta"):
+        assert command in via_module.stdout
+    assert via_script.stdout.replace(Path(script).name, "fastnn") == via_module.stdout
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("fastnn ")
+
+
+def test_no_command_is_a_usage_error():
+    out = fastnn_cli(timeout=60)
+    assert out.returncode == 2 and "COMMAND" in out.stderr
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_command_prints_three_stories_and_writes_three_pngs(tmp_path):
+    out = fastnn_cli("demo", "--epochs", "3", "--out", tmp_path / "pngs")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for heading in ("1. A 3-4-1 sigmoid network", "2. A line fitted to 40 points",
+                    "3. Digits"):
+        assert heading in text
+    assert "squared error run: the loss fell at every iteration" in text
+    rows = [line.split() for line in text.splitlines() if line.startswith(("fastnn,", "scikit"))]
+    assert len(rows) == len(available_backends()) + 1
+    accuracies = [float(r[-3]) for r in rows]
+    assert all(0.5 < a <= 1.0 for a in accuracies), text
+    # same initial weights and shuffles as scikit-learn: the same accuracy on every backend
+    assert max(accuracies) - min(accuracies) < 1e-9, text
+    assert "\r" not in out.stderr  # no progress bar when stderr is not a terminal
+    if has_matplotlib():
+        pngs = sorted(p.name for p in (tmp_path / "pngs").iterdir())
+        assert pngs == sorted(_demo.PNG.values())
+        for name in pngs:
+            assert (tmp_path / "pngs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"wrote {tmp_path / 'pngs'}" in text
+
+
+def test_demo_defaults_to_fastnn_demo_folder_and_selects_stories(tmp_path):
+    out = fastnn_cli("demo", "--stories", "2", cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "2. A line" in out.stdout and "1. A 3-4-1" not in out.stdout
+    if has_matplotlib():
+        assert [p.name for p in (tmp_path / "fastnn-demo").iterdir()] == [_demo.PNG["outliers"]]
+
+
+def test_demo_without_matplotlib_prints_tables_and_says_how_to_get_pngs(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None; from fastnn.__main__ import main; "
+            f"sys.exit(main(['demo', '--stories', '2', '--out', {str(tmp_path / 'x')!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "matplotlib is not installed" in out.stdout and "pip install matplotlib" in out.stdout
+    assert "2. A line" in out.stdout and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--stories", "4"], "unknown story '4'"),
+])
+def test_demo_command_rejects_bad_arguments(args, message):
+    out = fastnn_cli("demo", *args, timeout=60)
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_story_1_squared_error_loss_falls_monotonically_and_predictions_converge():
+    """The classic exercise: 1500 iterations of squared error on the truth table."""
+    run = _demo.train_truth_table("squared_error", iterations=1500)
+    loss = run["loss"]
+    assert len(loss) == 1500
+    assert np.all(np.diff(loss) < 0), "the squared error must fall at every iteration"
+    assert loss[-1] < 0.01 * loss[0]
+    targets = _demo.TRUTH_Y.ravel()
+    errors = np.abs(run["predictions"] - targets).max(axis=1)
+    assert errors[-1] < 0.05 and np.abs(run["final_predictions"] - targets).max() < 0.05
+    # converging: the largest error shrinks over the second half of training
+    assert np.all(np.diff(errors[750:]) < 0)
+
+
+def test_story_1_log_loss_changes_the_learning_not_just_the_number():
+    """Same weights, same step size: log-loss gets closer to the targets, sooner, even when
+    judged by squared error; its output gradient is p - y, squared error's carries the
+    sigmoid's slope p (1 - p)."""
+    se = _demo.train_truth_table("squared_error")
+    ll = _demo.train_truth_table("log_loss")
+    assert se["loss"][0] != ll["loss"][0]  # different losses ...
+    np.testing.assert_allclose(se["predictions"][0], ll["predictions"][0])  # ... same start
+    assert np.all(np.diff(ll["loss"]) < 0)
+    assert ll["squared_error"][-1] < 0.05 * se["squared_error"][-1]
+    targets = _demo.TRUTH_Y.ravel()
+
+    def first_within(run, tol=0.1):
+        return int(np.argmax(np.abs(run["predictions"] - targets).max(axis=1) < tol))
+
+    assert first_within(ll) < first_within(se) / 2
+    p, g_se, g_ll = _demo.output_gradients()
+    np.testing.assert_allclose(g_se, 2 * p * p * (1 - p), atol=1e-12)
+    np.testing.assert_allclose(g_ll, p, atol=1e-12)
+    assert g_se[-1] < 0.01 and g_ll[-1] > 0.99  # confidently wrong: no gradient vs full
+
+
+def test_story_2_outliers_losses_order_and_robustness():
+    result = _demo.outliers(out=lambda *_: None)
+    fits = result["fits"]
+    assert result["outliers"].sum() == 5 and len(result["x"]) == 40
+    # squared error falls fastest, absolute error slowest, Huber between
+    steps = [fits[name]["epochs_to_99"] for name in ("squared_error", "huber", "absolute_error")]
+    assert None not in steps and steps[0] < steps[1] < steps[2], steps
+    # Huber and absolute error resist the outliers; squared error follows them
+    true = _demo.LINE_SLOPE
+    assert abs(fits["squared_error"]["slope"] - true) > 0.4
+    for name in ("huber", "absolute_error"):
+        assert abs(fits[name]["slope"] - true) < 0.15
+        assert fits[name]["inlier_mae"] < fits["squared_error"]["inlier_mae"] / 2
+    # gradient descent reached the loss's minimum (found by L-BFGS)
+    for fit in fits.values():
+        assert fit["curve"].min() - fit["minimum"] < 1e-3 * fit["minimum"]
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def test_bench_command_runs_the_comparison(tmp_path):
+    if _bench.source_root() is None:
+        pytest.skip("not a source checkout: bench/ is not next to fastnn/")
+    out = fastnn_cli("bench", "--workloads", "tiny", "--impls", "cython,sklearn",
+                     "--dtypes", "float64", "--threads", "1", "--repeats", "1",
+                     "--epochs", "1", "--out", tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("tiny ")]
+    assert [r[2:4] for r in rows] == [["fastnn", "cython"], ["scikit-learn", "1"]]
+    assert (tmp_path / "compare.json").exists()
+    assert "\r" not in out.stderr and "us/step" in out.stderr  # rows logged, no bar
+
+
+def test_bench_command_reports_bad_options():
+    if _bench.source_root() is None:
+        pytest.skip("not a source checkout: bench/ is not next to fastnn/")
+    out = fastnn_cli("bench", "--workloads", "tiny", "--impls", "cobol", timeout=120)
+    assert out.returncode == 2 and "unknown implementation" in out.stderr
+
+
+def test_bench_counts_its_rows_as_bench_compare_does():
+    if _bench.source_root() is None:
+        pytest.skip("not a source checkout: bench/ is not next to fastnn/")
+    compare = _bench.load_compare()
+    argv = ["--quick", "--workloads", "all", "--impls", "cython,numpy,sklearn", "--dtypes",
+            "float64", "--threads", "1"]
+    # quick skips numpy and sklearn on big: 4 + 3 + 3 rows
+    assert _bench.expected_rows(compare, argv) == 10
+
+
+def test_bench_without_a_source_checkout_says_why(monkeypatch):
+    monkeypatch.setattr(_bench, "source_root", lambda: None)
+    with pytest.raises(_bench.BenchUnavailable, match="pip install -e"):
+        _bench.load_compare()
+
+
+def test_bench_progress_turns_row_lines_into_a_bar():
+    terminal = _FakeTerminal()
+    bar = Progress(2, "bench rows", file=terminal, min_interval=0)
+    sink = _bench._RowLines(terminal, bar)
+    sink.write("  fastnn cython        tiny    float64 1 thread(s):       8.7 us/step\n")
+    sink.write("a note\n")
+    bar.close()
+    text = terminal.getvalue()
+    assert "us/step" not in text and "a note\n" in text and "1/2" in text
+
+
+# --------------------------------------------------------------------------- cv-delta
+
+
+def test_cv_delta_prints_the_table_best_delta_and_writes_the_curve(tmp_path):
+    png = tmp_path / "curve.png"
+    out = fastnn_cli("cv-delta", EXAMPLE, "--target", "y", "--deltas", "0.1", "1,10",
+                     "--cv", "3", "--n-jobs", "2", "--out", png, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    table = [line.split() for line in lines if line.strip() and line.split()[0] in ("0.1", "1", "10")]
+    assert [r[0] for r in table] == ["0.1", "1", "10"]
+    means = [float(r[2]) for r in table]
+    best_line = next(line for line in lines if line.startswith("best delta:"))
+    best = ["0.1", "1", "10"][int(np.argmax(means))]
+    assert best_line.startswith(f"best delta: {best} ")
+    assert sum("<- best" in line for line in lines) == 1
+    assert "3-fold cross-validation" in out.stdout and "9 fits" in out.stdout
+    assert "\r" not in out.stderr
+    if has_matplotlib():
+        assert png.read_bytes()[:4] == b"\x89PNG" and f"wrote {png}" in out.stdout
+
+
+@pytest.mark.parametrize("content, args, message", [
+    (None, ["missing.csv"], "no such file: missing.csv"),
+    ("x1,x2,y\n1,2,3\n", None, "column 'target' is not in"),
+    ("x1,x2,y\n1,2,3\n1,abc,4\n", None, "line 3, column 'x2': 'abc', not a number"),
+    ("x1,x2,y\n1,2,3\n1,,4\n", None, "line 3, column 'x2': a missing value"),
+    ("x1,x2,y\n1,2,3\n1,nan,4\n", None, "'nan' is not a finite number"),
+    ("x1,x2,y\n1,2,3\n1,2\n", None, "line 3: 2 fields, the header has 3"),
+    ("", None, "is empty"),
+])
+def test_cv_delta_explains_unusable_data(tmp_path, content, args, message):
+    path = tmp_path / "data.csv"
+    if content is not None:
+        path.write_text(content)
+    target = "target" if "column 'target'" in message else "y"
+    out = fastnn_cli("cv-delta", *(args or [path]), "--target", target, timeout=60,
+                     cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stderr.startswith("fastnn cv-delta: error: ") and message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--deltas", "0"], "delta must be positive"),
+    (["--deltas", "abc"], "delta must be a number"),
+    (["--cv", "1"], "cross-validation needs at least 2 folds"),
+    (["--hidden-layer-sizes", "0"], "layer sizes must be positive"),
+    ([], "the following arguments are required: --target"),
+])
+def test_cv_delta_rejects_bad_arguments(args, message):
+    base = [EXAMPLE] + ([] if "--target" in message else ["--target", "y"])
+    out = fastnn_cli("cv-delta", *base, *args, timeout=60)
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_cv_delta_too_few_rows_and_unknown_scoring(tmp_path):
+    path = tmp_path / "small.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{i}\n" for i in range(5)))
+    out = fastnn_cli("cv-delta", path, "--target", "y", timeout=60)
+    assert out.returncode == 1 and "too few for 5-fold" in out.stderr
+    out = fastnn_cli("cv-delta", EXAMPLE, "--target", "y", "--scoring", "best", timeout=60)
+    assert out.returncode == 1 and "unknown scoring 'best'" in out.stderr
+
+
+def test_cv_delta_runs_on_a_dask_cluster(tmp_path):
+    """--scheduler: the fits run as tasks of the given Dask scheduler (joblib's dask backend)."""
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", memory_limit="1GiB") as cluster:
+        before = len(cluster.scheduler.transition_log)
+        out = fastnn_cli("cv-delta", EXAMPLE, "--target", "y", "--deltas", "0.1", "1",
+                         "--cv", "2", "--scheduler", cluster.scheduler_address, "--out", "",
+                         timeout=300)
+        assert out.returncode == 0, out.stderr
+        finished = {t.key for t in list(cluster.scheduler.transition_log)[before:]
+                    if str(t.key).startswith("batch_of__fit_fold") and t.finish == "memory"}
+    assert f"running on the Dask cluster at {cluster.scheduler_address} (2 workers)" in out.stdout
+    assert len(finished) == 4  # 2 deltas x 2 folds, each one task on the cluster
+    assert "best delta:" in out.stdout
+
+
+def test_cv_delta_bad_scheduler_address_is_an_error():
+    pytest.importorskip("dask.distributed")
+    out = fastnn_cli("cv-delta", EXAMPLE, "--target", "y", "--deltas", "1", "--cv", "2",
+                     "--scheduler", "tcp://127.0.0.1:9", "--out", "", timeout=120,
+                     env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
+    assert out.returncode == 1 and "cannot connect to the Dask scheduler" in out.stderr
+
+
+def test_search_results_have_scikit_learn_layout():
+    X, y, _ = _cvdelta.read_csv(EXAMPLE, "y")
+    result = _cvdelta.search(X[:120], y[:120], [0.3, 3.0], cv=2, max_iter=50)
+    res = result.cv_results_
+    assert res["params"] == [{"delta": 0.3}, {"delta": 3.0}]
+    np.testing.assert_allclose(res["mean_test_score"],
+                               (res["split0_test_score"] + res["split1_test_score"]) / 2)
+    assert sorted(res["rank_test_score"]) == [1, 2]
+    assert result.best_score_ == res["mean_test_score"].max()
+    assert result.best_params_ == res["params"][result.best_index_]
+
+
+def test_shipped_example_csv_is_the_documented_generator():
+    names, data = _cvdelta.make_example_data()
+    X, y, features = _cvdelta.read_csv(EXAMPLE, "y")
+    assert features == names[:-1] and X.shape == (400, 4)
+    np.testing.assert_allclose(np.column_stack([X, y]), data, rtol=1e-5, atol=1e-5)
+    outliers = np.abs(y - np.median(y)) > 9
+    assert 0.05 < outliers.mean() < 0.15
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class _FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    quiet = io.StringIO()
+    with Progress(4, "work", file=quiet) as bar:
+        for _ in range(4):
+            bar.update()
+    assert quiet.getvalue() == "" and bar.done == 4
+
+    terminal = _FakeTerminal()
+    with Progress(4, "work", file=terminal, width=8, min_interval=0) as bar:
+        for i in range(4):
+            bar.update(note=f"step {i}")
+    drawn = terminal.getvalue()
+    assert drawn.endswith("\n") and drawn.count("\r") == 5
+    assert "work |##------| 1/4" in drawn and "work |########| 4/4" in drawn
+
+
+def test_progress_bar_throttles_redraws():
+    terminal = _FakeTerminal()
+    with Progress(1000, file=terminal, min_interval=60) as bar:
+        for _ in range(1000):
+            bar.update()
+    # the first update, the last one and the close
+    assert terminal.getvalue().count("\r") == 3
