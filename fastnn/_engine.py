@@ -22,6 +22,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from threadpoolctl import threadpool_limits
 
 from . import kernels as _k
+from ._progress import Progress
 from ._network import (
     forward_backward_workspace_size,
     forward_workspace_size,
@@ -200,7 +201,10 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
     work = np.empty(train_workspace_size(problem.layer_sizes, batch_size), params.dtype)
     last_good = params.copy()
     est.n_iter_ = 0  # counts this call's epochs, as scikit-learn's
-    with blas_threads(problem.layer_sizes, batch_size):
+    # a bar on a terminal with verbose (the "Iteration ..." lines go to stdout as before)
+    bar = Progress(1 if incremental else est.max_iter, "epochs",
+                   enabled=None if est.verbose else False)
+    with blas_threads(problem.layer_sizes, batch_size), bar:
         for _ in range(est.max_iter):
             if est.shuffle:
                 sample_idx = _shuffle(sample_idx, random_state=rs)
@@ -229,6 +233,7 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
             est.loss_ = _epoch_loss(problem, loss_sum, penalty_sum, n_samples, offset)
             est.t_ += n_samples
             est.loss_curve_.append(est.loss_)
+            bar.update(note=f"loss {est.loss_:.4g}")
             if est.verbose:
                 print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
 

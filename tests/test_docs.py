@@ -63,10 +63,7 @@ def _public_names():
 
 
 PUBLIC = _public_names()
-PENDING = {  # documented elsewhere for now; strict: the xfail must be removed once fixed
-    "fastnn.available_backends": "fastnn/_backends.py's docstring has no numpydoc sections "
-                                 "yet (its example is in the fastnn module docstring)",
-}
+PENDING = {}  # name -> reason, for a docstring still to write (strict xfail)
 
 
 @pytest.mark.parametrize("name, obj", [

@@ -327,3 +327,17 @@ def test_digits_accuracy_within_noise_of_scikit_learn(digits):
     theirs = [quiet(sk.MLPClassifier(max_iter=40, random_state=s).fit, X_tr, y_tr).score(X_te, y_te)
               for s in range(3)]
     assert abs(np.mean(ours) - np.mean(theirs)) < 0.01, (ours, theirs)
+
+
+def test_verbose_fit_draws_a_progress_bar_only_on_a_terminal(monkeypatch, digits):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    X, y = digits
+    for stream, drawn in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr("sys.stderr", stream)
+        with redirect_stdout(io.StringIO()):
+            quiet(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, verbose=True,
+                                random_state=0).fit, X, y)
+        assert ("epochs |" in stream.getvalue() and "3/3" in stream.getvalue()) == drawn
