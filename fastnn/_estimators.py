@@ -22,8 +22,6 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import (
-    _check_feature_names,
-    _check_n_features,
     _check_sample_weight,
     check_is_fitted,
     validate_data,
@@ -31,7 +29,7 @@ from sklearn.utils.validation import (
 
 from . import _backends, _engine
 from . import kernels as _k
-from ._network import init_params, layout, unflatten
+from ._network import init_params, unflatten
 
 _STOCHASTIC = ("sgd", "adam", "rmsprop")
 _ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")

@@ -9,7 +9,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import fastnn
-from fastnn import MLPClassifier, MLPRegressor
+from fastnn import MLPRegressor
 
 
 def _plt():

@@ -3,7 +3,6 @@ with no expected failures."""
 
 import warnings
 
-import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
