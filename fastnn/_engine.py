@@ -56,13 +56,10 @@ class Problem:
         raw = self.forward(params, X)
         loss_out = np.empty(X.shape[0], params.dtype)
         gradient_out = np.empty_like(raw)
-        name = {_k.SQUARED_ERROR: "half_squared_error", _k.ABSOLUTE_ERROR: "absolute_error",
-                _k.HUBER: "huber", _k.POISSON: "poisson", _k.BINARY_LOG_LOSS: "binary_log_loss",
-                _k.SOFTMAX_CROSS_ENTROPY: "softmax_cross_entropy"}[self.loss]
-        kernel = getattr(self.kernels, name + "_loss_gradient")
-        extra = () if self.loss in (_k.SQUARED_ERROR, _k.ABSOLUTE_ERROR, _k.POISSON) else (
-            self.loss_param,)
-        total = kernel(Y, raw, sample_weight, *extra, loss_out, gradient_out)
+        name, has_param = _k.LOSS_KERNELS[self.loss]
+        extra = (self.loss_param,) if has_param else ()
+        total = getattr(self.kernels, name)(Y, raw, sample_weight, *extra, loss_out,
+                                            gradient_out)
         return total / float(np.sum(sample_weight, dtype=np.float64)) / self.report_divisor
 
 

@@ -32,6 +32,17 @@ LOSSES = {
     "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,  # softmax output, loss_param = eps
 }
 
+# Loss code -> (its loss kernel, whether the kernel takes loss_param): one table for the
+# reference's training loop and the engine.
+LOSS_KERNELS = {
+    SQUARED_ERROR: ("half_squared_error_loss_gradient", False),
+    ABSOLUTE_ERROR: ("absolute_error_loss_gradient", False),
+    HUBER: ("huber_loss_gradient", True),
+    POISSON: ("poisson_loss_gradient", False),
+    BINARY_LOG_LOSS: ("binary_log_loss_gradient", True),
+    SOFTMAX_CROSS_ENTROPY: ("softmax_cross_entropy_loss_gradient", True),
+}
+
 # Optimizers of train_epoch, with scikit-learn's conventions: code -> update kernel.
 SGD, ADAM, RMSPROP = range(3)
 

@@ -21,8 +21,7 @@ import numpy as np
 from fastnn._network import unflatten
 
 from . import (
-    ABSOLUTE_ERROR, ADAM, BINARY_LOG_LOSS, HUBER, IDENTITY, LEAKY_RELU, LOGISTIC, POISSON,
-    RELU, RMSPROP, SGD, SOFTMAX, SOFTMAX_CROSS_ENTROPY, SQUARED_ERROR, TANH,
+    ADAM, IDENTITY, LEAKY_RELU, LOGISTIC, LOSS_KERNELS, RELU, RMSPROP, SGD, SOFTMAX, TANH,
 )
 
 # --------------------------------------------------------------------------- activations
@@ -331,14 +330,6 @@ def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_deca
 #   train_epoch:      X_batch (B x n_0) | Y_batch (B x n_L) | w_batch (B) | forward_backward's
 # with rows = the number of rows of X (B = batch_size for train_epoch).
 
-_LOSS_KERNELS = {
-    SQUARED_ERROR: ("half_squared_error_loss_gradient", False),
-    ABSOLUTE_ERROR: ("absolute_error_loss_gradient", False),
-    HUBER: ("huber_loss_gradient", True),
-    POISSON: ("poisson_loss_gradient", False),
-    BINARY_LOG_LOSS: ("binary_log_loss_gradient", True),
-    SOFTMAX_CROSS_ENTROPY: ("softmax_cross_entropy_loss_gradient", True),
-}
 
 
 def _check_acts(hidden_acts, layer_sizes):
@@ -390,7 +381,7 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_acts, nega
         dense_forward(a, coefs[l], intercepts[l], hidden_acts[l] if l < L - 1 else IDENTITY,
                       negative_slope, acts[l])
         a = acts[l]
-    name, has_param = _LOSS_KERNELS[loss]
+    name, has_param = LOSS_KERNELS[loss]
     extra = (loss_param,) if has_param else ()
     data_loss = globals()[name](Y, acts[-1], sample_weight, *extra, loss_out, deltas[-1])
     coefs64 = unflatten(params.astype(np.float64), layer_sizes)[0]
