@@ -29,6 +29,7 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV
 
 from fastnn import MLPClassifier, MLPRegressor, available_backends
+from fastnn._backends import get_kernels
 
 ALL_BACKENDS = [
     pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
@@ -101,24 +102,28 @@ def _two_estimators(backend):
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
 def test_two_fits_in_two_threads_equal_the_same_fits_one_after_the_other(
-        classification, regression, backend):
+        classification, regression, backend, monkeypatch):
     data = [classification, regression]
     sequential = [est.fit(*xy) for est, xy in zip(_two_estimators(backend), data)]
 
-    barrier = threading.Barrier(2)
-    spans = [None, None]
+    # Overlap by construction, not by timing: each fit's first epoch waits until the
+    # other fit has reached its first epoch too, so both are mid-fit at once.
+    kernels = get_kernels(backend)
+    inner = kernels.train_epoch
+    meeting = threading.Barrier(2, timeout=120)
+    met = set()
 
-    def fit(i, est):
-        barrier.wait()  # both fits start together
-        t0 = time.perf_counter()
-        est.fit(*data[i])
-        spans[i] = (t0, time.perf_counter())
-        return est
+    def train_epoch(*args):
+        if threading.get_ident() not in met:
+            met.add(threading.get_ident())
+            meeting.wait()
+        return inner(*args)
 
+    monkeypatch.setattr(kernels, "train_epoch", train_epoch)
     with ThreadPoolExecutor(2) as pool:
-        threaded = list(pool.map(fit, range(2), _two_estimators(backend)))
+        threaded = list(pool.map(lambda est, xy: est.fit(*xy), _two_estimators(backend), data))
 
-    assert max(s for s, _ in spans) < min(e for _, e in spans), "the two fits did not overlap"
+    assert len(met) == 2, "the two fits did not meet mid-fit"
     for (X, _), seq, thr in zip(data, sequential, threaded):
         assert same_weights(seq, thr)
         np.testing.assert_array_equal(seq.predict(X), thr.predict(X))
@@ -140,13 +145,13 @@ def test_one_fitted_estimator_predicts_the_same_from_four_threads(classification
 def test_compiled_epoch_releases_the_gil(backend):
     """While a one-epoch fit runs in a thread, this thread keeps executing Python.
 
-    One epoch of batch_size=1 is one kernel call of 5000 steps (~100 ms here). If the
+    One epoch of batch_size=1 is one kernel call of 10000 steps (~200 ms here). If the
     kernel held the GIL, this thread could not take a timestamp during the call: the
     timestamps would show one gap as long as the epoch. With the GIL released the
     largest gap is a scheduling slice (a few ms), even on a busy machine.
     """
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(5000, 10))
+    X = rng.normal(size=(10000, 10))
     y = (X[:, 0] > 0).astype(int)
 
     def make():
@@ -180,13 +185,17 @@ def test_compiled_epoch_releases_the_gil(backend):
 
 
 OVERLAPPING_FITS = r"""
-import json, sys, threading, time, warnings
+import json, sys, threading, warnings
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_info
 from fastnn import MLPClassifier
+from fastnn._backends import get_kernels
 
 warnings.simplefilter("ignore")
 X, y = make_classification(4800, 12, n_informative=8, n_classes=3, random_state=0)
+kernels = get_kernels(sys.argv[1])
+inner, order = kernels.train_epoch, []
+a_in, b_in, a_done = threading.Event(), threading.Event(), threading.Event()
 
 
 def blas():
@@ -194,28 +203,29 @@ def blas():
             if i["user_api"] == "blas"}
 
 
-def fit(max_iter, span):  # batch 32 on 4800 rows: epochs of ~1 ms
-    span.append(time.perf_counter())
+def fit(name, max_iter=5):  # batch 32: small steps, so the fit pins BLAS to one thread
     MLPClassifier(hidden_layer_sizes=(32,), batch_size=32, max_iter=max_iter, tol=0.0,
                   n_iter_no_change=10**6, random_state=0, backend=sys.argv[1]).fit(X, y)
-    span.append(time.perf_counter())
+    order.append("end " + name)
 
 
-fit(1, [])  # compile / warm up
-before, overlapped = blas(), False
-for _ in range(5):  # A: short, started first; B: long, started while A runs
-    a, b = [], []
-    threads = [threading.Thread(target=fit, args=(30, a)),
-               threading.Thread(target=fit, args=(120, b))]
-    threads[0].start()
-    time.sleep(0.01)
-    threads[1].start()
-    for thread in threads:
-        thread.join()
-    if a[0] < b[0] < a[1] < b[1]:
-        overlapped = True
-        break
-print(json.dumps({"before": before, "after": blas(), "overlapped": overlapped}))
+def train_epoch(*args):  # A starts, B starts, A ends, B ends: by events, not timing
+    me = threading.current_thread().name
+    if me == "A" and not a_in.is_set():
+        order.append("start A"); a_in.set(); b_in.wait(60)
+    elif me == "B" and not b_in.is_set():
+        order.append("start B"); b_in.set(); a_done.wait(60)
+    return inner(*args)
+
+
+fit("warm-up", 1)  # compile / warm up
+before = blas()
+kernels.train_epoch = train_epoch
+a = threading.Thread(target=lambda: (fit("A"), a_done.set()), name="A")
+b = threading.Thread(target=fit, args=("B",), name="B")
+a.start(); a_in.wait(60); b.start()
+a.join(); b.join()
+print(json.dumps({"before": before, "after": blas(), "order": order}))
 """
 
 
@@ -236,7 +246,7 @@ def test_overlapping_fits_in_threads_restore_the_blas_thread_limit(backend):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     if max(result["before"].values()) < 2:
         pytest.skip(f"BLAS runs one thread by default here ({result['before']}): nothing to leak")
-    assert result["overlapped"], "could not make the two fits overlap as A, B, end A, end B"
+    assert result["order"] == ["end warm-up", "start A", "start B", "end A", "end B"]
     assert result["after"] == result["before"], (
         f"BLAS threads before two overlapping fits {result['before']}, after "
         f"{result['after']}: the fits left BLAS pinned")
