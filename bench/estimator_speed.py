@@ -56,7 +56,8 @@ def main(argv=None):
     n_batches = -(-w.n_samples // w.batch_size)
 
     sk = _classifier(SkMLP, args.epochs).fit(X, y)
-    sk_fit = _median_time(lambda: _classifier(SkMLP, args.epochs).fit(X, y), 3) / args.epochs
+    sk_fit = _median_time(lambda: _classifier(SkMLP, args.epochs).fit(X, y),
+                          args.repeats) / args.epochs
     sk_one = _median_time(lambda: sk.predict(one), args.repeats, number=200)
     sk_all = _median_time(lambda: sk.predict(X), args.repeats, number=5)
     rows = [dict(implementation="scikit-learn", fit_ms_per_epoch=sk_fit * 1e3,
@@ -70,10 +71,11 @@ def main(argv=None):
         trainer = workloads.FastnnTrainer(backend, w, data)
         trainer.fit(1)  # compile / warm up
         with workloads.limit_threads(1):
-            engine = _median_time(lambda: trainer.fit(args.epochs), 3) / args.epochs
+            engine = _median_time(lambda: trainer.fit(args.epochs), args.repeats) / args.epochs
         est = _classifier(MLPClassifier, args.epochs, backend=backend).fit(X, y)
         fit = _median_time(lambda: _classifier(MLPClassifier, args.epochs,
-                                               backend=backend).fit(X, y), 3) / args.epochs
+                                               backend=backend).fit(X, y),
+                           args.repeats) / args.epochs
         one_t = _median_time(lambda: est.predict(one), args.repeats, number=200)
         all_t = _median_time(lambda: est.predict(X), args.repeats, number=5)
         rows.append(dict(implementation=f"fastnn {backend}", fit_ms_per_epoch=fit * 1e3,

@@ -202,6 +202,24 @@ def test_train_epoch_equals_scikit_learn_mlp(kernels):
     np.testing.assert_allclose(curve, clf.loss_curve_, rtol=1e-10)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 200, 1797])
+def test_engine_shuffle_equals_scikit_learn_shuffle(n):
+    """The engine's epoch reshuffle draws what sklearn.utils.shuffle draws, epoch after
+    epoch, so fits see scikit-learn's mini-batches (and leave rs in the same state)."""
+    from sklearn.utils import shuffle
+
+    from fastnn._engine import shuffle_indices
+
+    ours, theirs = np.random.RandomState(n), np.random.RandomState(n)
+    idx_ours = idx_theirs = np.arange(n, dtype=np.int64)
+    for _ in range(4):
+        idx_ours = shuffle_indices(idx_ours, ours)
+        idx_theirs = shuffle(idx_theirs, random_state=theirs)
+        np.testing.assert_array_equal(idx_ours, idx_theirs)
+        assert idx_ours.dtype == np.int64
+    assert ours.randint(10**9) == theirs.randint(10**9)
+
+
 def test_train_epoch_stops_on_non_finite_loss_before_updating(kernels):
     sizes = [3, 4, 1]
     X, Y, w = make_data(40, 3, 1, "count", np.float64, seed=1)
