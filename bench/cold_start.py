@@ -120,17 +120,11 @@ def main(argv=None):
     print(f"digits, {args.dtype}, 1 epoch; wall seconds from process start, median of {args.repeats}. "
           "Numba: 1st run = empty NUMBA_CACHE_DIR (compiles), 2nd = same dir (cache hit).")
     print(report.table(rows, columns))
-    for s in skipped:
-        print(f"skipped {s['impl']}: {s['reason']}")
-    payload = {"benchmark": "cold_start", "date": report.now(), "machine": report.machine(),
-               "settings": {"workload": "digits", "dtype": args.dtype, "repeats": args.repeats,
-                            "epochs": 1, "layer_sizes": WORKLOADS["digits"].layer_sizes,
-                            "timing": "parent wall clock around subprocess.run (interpreter "
-                                      "start-up included); phases reported by the child"},
-               "rows": rows, "skipped": skipped}
-    path = report.write_json(args.out / "cold_start.json", payload)
-    print(f"\nwrote {path}")
-    return payload
+    return report.save(args.out, "cold_start", {
+        "workload": "digits", "dtype": args.dtype, "repeats": args.repeats, "epochs": 1,
+        "layer_sizes": WORKLOADS["digits"].layer_sizes,
+        "timing": "parent wall clock around subprocess.run (interpreter start-up included); "
+                  "phases reported by the child"}, rows, skipped)
 
 
 if __name__ == "__main__":

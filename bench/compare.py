@@ -240,19 +240,12 @@ def main(argv=None):
     print(report.table(rows, columns))
     print("\nGEMM peak (numpy.matmul 1024x1024, GFLOP/s): " + "; ".join(
         f"{d} " + ", ".join(f"{t} thr {p['numpy_matmul']:.1f}" for t, p in peaks[d].items()) for d in dtypes))
-    for s in skipped:
-        print(f"skipped {s['impl']}{' on ' + s['workload'] if 'workload' in s else ''}: {s['reason']}")
     if any(r["pct_peak"] > 100 for r in rows):
         print("warning: rows above 100% of the GEMM peak: the machine was busier while the peak "
               "was measured than during those rows (a noisy run)")
 
-    payload = {
-        "benchmark": "compare",
-        "date": report.now(),
-        "machine": report.machine(),
-        "load_average_at_start": load_before,
-        "wall_seconds": time.perf_counter() - started,
-        "settings": {
+    payload = report.save(
+        args.out, "compare", {
             "preset": preset_name, "repeats": repeats, "threads": args.threads,
             "thread_counts": thread_counts, "dtypes": dtypes,
             "epochs": {w.name: args.epochs or preset["epochs"][w.name] for w in workloads},
@@ -271,14 +264,9 @@ def main(argv=None):
             "peak": f"numpy.matmul {GEMM_SIZE}x{GEMM_SIZE}, same dtype, best of "
                     f"{preset['peak_repeats']} at the start and as many at the end, per thread "
                     "count; pct_peak uses the row's thread count",
-        },
-        "gemm_peak_gflops": peaks,
-        "gemm_peak_gflops_start_end": [peaks_start, peaks_end],
-        "rows": rows,
-        "skipped": skipped,
-    }
-    json_path = report.write_json(args.out / "compare.json", payload)
-    print(f"\nwrote {json_path}")
+        }, rows, skipped,
+        load_average_at_start=load_before, wall_seconds=time.perf_counter() - started,
+        gemm_peak_gflops=peaks, gemm_peak_gflops_start_end=[peaks_start, peaks_end])
     png = plot(rows, args.out / "compare.png", title=f"fastnn bench.compare ({preset_name}, {payload['date']})")
     print(f"wrote {png}" if png else "matplotlib is not installed: skipped compare.png "
           "(pip install matplotlib, or fastnn's [plot] extra)")

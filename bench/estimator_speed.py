@@ -41,7 +41,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", type=Path, default=report.DEFAULT_OUT)
     args = parser.parse_args(argv)
 
     from sklearn.exceptions import ConvergenceWarning
@@ -64,10 +64,9 @@ def main(argv=None):
                  engine_ms_per_epoch=None, fit_over_engine=None,
                  predict_1_us=sk_one * 1e6, predict_all_us=sk_all * 1e6,
                  speedup_1=1.0, speedup_all=1.0)]
-    for backend, reason in workloads.backend_status().items():
-        if reason is not None:
-            print(f"skipping {backend}: {reason}")
-            continue
+    status = workloads.backend_status()
+    skipped = [{"impl": b, "reason": r} for b, r in status.items() if r]
+    for backend in (b for b, r in status.items() if not r):
         trainer = workloads.FastnnTrainer(backend, w, data)
         trainer.fit(1)  # compile / warm up
         with workloads.limit_threads(1):
@@ -95,11 +94,7 @@ def main(argv=None):
         ("speedup_1", "x sklearn (1)", "{:.1f}"),
         ("speedup_all", "x sklearn (1797)", "{:.1f}"),
     ]))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    report.write_json(out / "estimator_speed.json", dict(
-        machine=report.machine(), date=report.now(), settings=vars(args), rows=rows))
-    print(f"wrote {out / 'estimator_speed.json'}")
+    report.save(args.out, "estimator_speed", vars(args), rows, skipped)
 
 
 if __name__ == "__main__":

@@ -132,15 +132,9 @@ def main(argv=None):
     print(report.table(rows, columns))
     if not all(r["hwm_reset"] for r in rows):
         print("note: /proc/self/clear_refs refused: 'peak' is the process lifetime peak")
-    for s in skipped:
-        print(f"skipped {s['impl']}: {s['reason']}")
-    payload = {"benchmark": "memory", "date": report.now(), "machine": report.machine(),
-               "settings": {"workload": "big", "epochs": epochs, "dtypes": dtypes,
-                            "layer_sizes": w.layer_sizes, "batch_size": w.batch_size},
-               "rows": rows, "skipped": skipped}
-    path = report.write_json(args.out / "memory.json", payload)
-    print(f"\nwrote {path}")
-    return payload
+    return report.save(args.out, "memory", {
+        "workload": "big", "epochs": epochs, "dtypes": dtypes, "layer_sizes": w.layer_sizes,
+        "batch_size": w.batch_size}, rows, skipped)
 
 
 if __name__ == "__main__":

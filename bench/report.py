@@ -3,7 +3,8 @@
 ``machine()`` describes where the figures came from (CPU, cores, library versions, the
 BLAS builds threadpoolctl sees and which kernel they run, the environment variables that
 change BLAS behaviour, the load average, the git commit). ``write_json`` puts it next to
-the results; ``table`` prints rows as a fixed-width table.
+the results (``save``: with the skipped implementations printed); ``table`` prints rows
+as a fixed-width table.
 """
 
 import datetime
@@ -100,6 +101,19 @@ def write_json(path, payload):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def save(out_dir, benchmark, settings, rows, skipped=(), **extra):
+    """Print the implementations skipped, then write ``<out_dir>/<benchmark>.json``: the
+    rows with their settings, the date and this machine (``extra``: more top-level keys)."""
+    for s in skipped:
+        where = f" on {s['workload']}" if "workload" in s else ""
+        print(f"skipped {s['impl']}{where}: {s['reason']}")
+    payload = {"benchmark": benchmark, "date": now(), "machine": machine(), **extra,
+               "settings": settings, "rows": rows, "skipped": list(skipped)}
+    path = write_json(Path(out_dir) / f"{benchmark}.json", payload)
+    print(f"\nwrote {path}")
+    return payload
 
 
 def table(rows, columns):

@@ -140,20 +140,12 @@ def main(argv=None):
         ("speedup", "speedup", "{:.2f}"),
         ("identical", "same weights", None),
     ]))
-    for s in skipped:
-        print(f"skipped {s['impl']}: {s['reason']}")
-    payload = {"benchmark": "threads", "date": report.now(), "machine": report.machine(),
-               "settings": {"workload": w.name, "layer_sizes": w.layer_sizes,
-                            "batch_size": w.batch_size, "dtype": args.dtype,
-                            "epochs": args.epochs, "repeats": args.repeats, "blas_threads": 1,
-                            "load_average_before": load_before,
-                            "load_average_after": load_after,
-                            "timing": "wall clock: two fits one after the other vs two "
-                                      "threads released by a barrier until both joined"},
-               "rows": rows, "skipped": skipped}
-    path = report.write_json(args.out / "threads.json", payload)
-    print(f"\nwrote {path}")
-    return payload
+    return report.save(args.out, "threads", {
+        "workload": w.name, "layer_sizes": w.layer_sizes, "batch_size": w.batch_size,
+        "dtype": args.dtype, "epochs": args.epochs, "repeats": args.repeats, "blas_threads": 1,
+        "load_average_before": load_before, "load_average_after": load_after,
+        "timing": "wall clock: two fits one after the other vs two threads released by a "
+                  "barrier until both joined"}, rows, skipped)
 
 
 if __name__ == "__main__":
