@@ -10,6 +10,7 @@ curve, stopping rules, learning-rate schedules and messages.
 
 import contextlib
 import functools
+import signal
 import threading
 import warnings
 from dataclasses import dataclass
@@ -61,6 +62,14 @@ class Problem:
         total = getattr(self.kernels, name)(Y, raw, sample_weight, *extra, loss_out,
                                             gradient_out)
         return total / float(np.sum(sample_weight, dtype=np.float64)) / self.report_divisor
+
+
+# scikit-learn's words for a fit whose weights became non-finite (it raises them as a
+# ValueError, for every solver); fastnn raises them when the loss becomes non-finite.
+NONFINITE_MESSAGE = (
+    "Solver produced non-finite parameter weights. The input data may"
+    " contain large values and need to be preprocessed."
+)
 
 
 def _epoch_loss(problem, loss_sum, penalty_sum, n_samples, offset):
@@ -160,6 +169,72 @@ def _blas_controller():
     return ThreadpoolController()
 
 
+# An epoch runs as consecutive slices of its permutation, each one compiled call of at
+# most this many flops (GEMM flops, each step counted as at least MIN_STEP_FLOPS for its
+# fixed costs): 0.01-0.1 s on one core here, so Ctrl-C is served and the progress bar
+# redrawn between slices. Shapes alone set the slicing, never timings or threads, and the
+# slices carry the step count and the loss sums: the result is bit-identical to one call.
+SLICE_FLOPS = 1e9
+MIN_STEP_FLOPS = 1e5
+
+
+def batches_per_call(layer_sizes, batch_size):
+    """Mini-batches per compiled call of a sliced epoch (see SLICE_FLOPS)."""
+    per_step = max(step_flops(layer_sizes, batch_size), MIN_STEP_FLOPS)
+    return max(1, int(SLICE_FLOPS // per_step))
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Within the block, Ctrl-C (SIGINT) sets a flag instead of raising
+    KeyboardInterrupt; yields a function that tells whether it came.
+
+    A compiled epoch slice cannot be interrupted, and a KeyboardInterrupt raised between
+    two Python statements could leave the step count and the parameters out of step: the
+    flag is read at the points where the training state is whole. Only the main thread
+    receives signals, and a handler the user installed is left alone.
+    """
+    caught = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield lambda: bool(caught)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_epoch_sliced(problem, X, Y, sample_weight, sample_idx, batch_size, params,
+                       schedule, hyper, grads, work, interrupted, bar=None):
+    """One epoch over the rows ``sample_idx``, as consecutive compiled calls of
+    ``batches_per_call`` mini-batches each (bit-identical to one call over all of them).
+
+    ``schedule.step`` advances with every call. Stops early when a call reports a
+    non-finite loss or when ``interrupted()`` becomes true between calls. Returns
+    (loss_sum, penalty_sum, nonfinite, complete).
+    """
+    per_call = batches_per_call(problem.layer_sizes, batch_size) * batch_size
+    n = sample_idx.shape[0]
+    loss_sum = penalty_sum = 0.0
+    for start in range(0, n, per_call):
+        loss_sum, penalty_sum, step, nonfinite = problem.kernels.train_epoch(
+            X, Y, sample_weight, sample_idx[start:start + per_call], batch_size, params,
+            problem.layer_sizes, problem.hidden_acts, problem.negative_slope, problem.loss,
+            problem.loss_param, problem.alpha, schedule.code(), hyper, schedule.state,
+            schedule.step, grads, work, loss_sum, penalty_sum)
+        schedule.step = int(step)
+        if nonfinite:
+            return loss_sum, penalty_sum, True, False
+        if start + per_call < n:
+            if interrupted():
+                return loss_sum, penalty_sum, False, False
+            if bar is not None:
+                bar.update(0, note=f"rows {start + per_call}/{n}")
+    return loss_sum, penalty_sum, False, True
+
+
 def shuffle_indices(sample_idx, rs):
     """``sklearn.utils.shuffle(sample_idx, random_state=rs)``: the same draws from ``rs``
     and the same permutation, without its per-call validation (~0.2 ms, 9% of a digits
@@ -216,33 +291,30 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
 
     grads = np.empty_like(params)
     work = np.empty(train_workspace_size(problem.layer_sizes, batch_size), params.dtype)
-    last_good = params.copy()
     est.n_iter_ = 0  # counts this call's epochs, as scikit-learn's
     # a bar on a terminal with verbose (the "Iteration ..." lines go to stdout as before)
     bar = Progress(1 if incremental else est.max_iter, "epochs",
                    enabled=None if est.verbose else False)
-    with blas_threads(problem.layer_sizes, batch_size), bar:
+    with blas_threads(problem.layer_sizes, batch_size), bar, sigint_deferred() as interrupted:
         for _ in range(est.max_iter):
             if est.shuffle:
                 sample_idx = shuffle_indices(sample_idx, rs)
-            last_good[:] = params
-            loss_sum, penalty_sum, step, nonfinite = problem.kernels.train_epoch(
-                X, Y, sample_weight, sample_idx, batch_size, params, problem.layer_sizes,
-                problem.hidden_acts, problem.negative_slope, problem.loss, problem.loss_param,
-                problem.alpha, schedule.code(), schedule.hyper(est), schedule.state,
-                schedule.step, grads, work)
+            loss_sum, penalty_sum, nonfinite, complete = train_epoch_sliced(
+                problem, X, Y, sample_weight, sample_idx, batch_size, params, schedule,
+                schedule.hyper(est), grads, work, interrupted, bar)
             if nonfinite or not np.isfinite(params).all():
-                params[:] = last_good
+                if not (est.early_stopping and est._best_params is not None):
+                    raise ValueError(NONFINITE_MESSAGE)
+                # as scikit-learn: early stopping keeps the best validation epoch's weights
                 warnings.warn(
-                    f"Training diverged in epoch {est.n_iter_ + 1}: the loss became "
-                    "non-finite, so training stopped and the parameters were restored "
-                    "to the end of the last finite epoch. Try a smaller "
-                    "learning_rate_init, or scale the input features.",
+                    f"Training diverged in epoch {est.n_iter_ + 1} (the loss became "
+                    "non-finite); the weights of the best validation epoch are kept. Try "
+                    "a smaller learning_rate_init, or scale the input features.",
                     ConvergenceWarning,
                 )
-                est._diverged = True
                 break
-            schedule.step = int(step)
+            if not complete:  # interrupted inside the epoch: keep its completed steps
+                break
             offset = 0.0
             if poisson_constant is not None:
                 offset = _batch_offsets(poisson_constant, sample_weight, sample_idx, batch_size)
@@ -274,7 +346,7 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
                     break
                 est._no_improvement_count = 0
 
-            if incremental:
+            if incremental or interrupted():
                 break
 
             if est.n_iter_ == est.max_iter:
@@ -283,6 +355,9 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
                     "optimization hasn't converged yet." % est.max_iter,
                     ConvergenceWarning,
                 )
+
+        if interrupted():
+            warnings.warn("Training interrupted by user.")
 
     if est.early_stopping and est._best_params is not None:
         params[:] = est._best_params

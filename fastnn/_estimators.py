@@ -159,17 +159,13 @@ class _BaseMLP(BaseEstimator):
         self._hidden_acts, self._negative_slope = problem.hidden_acts, problem.negative_slope
         params = self._pack(X.dtype).copy()  # trained on a copy: coefs_ stay intact on error
         constant = self._loss_constant(Y)
-        self._diverged = False
         if self.solver == "lbfgs":
             params = _engine.fit_lbfgs(self, problem, params, X, Y, sample_weight, constant)
         else:
             params = _engine.fit_stochastic(self, problem, params, X, Y, sample_weight,
                                             self._split_labels(y), incremental, constant)
-        if not np.isfinite(params).all():
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
+        if not np.isfinite(params).all():  # L-BFGS's last resort; the epochs check their own
+            raise ValueError(_engine.NONFINITE_MESSAGE)
         self._set_params_flat(params, layer_sizes)
         return self
 

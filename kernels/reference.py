@@ -404,9 +404,10 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_acts, nega
 
 def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidden_acts,
                 negative_slope, loss, loss_param, alpha, optimizer, hyper, state, step,
-                grads, work):
+                grads, work, loss_sum=0.0, penalty_sum=0.0):
     """One epoch of mini-batch training: rows X[perm[s:s + batch_size]] per batch, where
-    ``perm`` is a permutation of range(n_rows) (int64, length n_rows).
+    ``perm`` (int64) lists the epoch's rows, each in [0, n_rows): a permutation of
+    range(n_rows), or one slice of it (batch-aligned) when an epoch runs in several calls.
 
     Each batch: forward, fused loss-and-gradient, backward (``forward_backward``), then
     one optimizer update of the flat ``params``. ``optimizer`` (scikit-learn's rules;
@@ -423,16 +424,19 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidd
     Returns (loss_sum, penalty_sum, step, nonfinite): the sums over batches of
     batch_rows * data_loss / sum(w) and batch_rows * penalty / sum(w) (so that
     (loss_sum + penalty_sum) / n_rows is scikit-learn's loss_), the updated step count
-    and 1 if a non-finite loss stopped the epoch, else 0.
+    and 1 if a non-finite loss stopped the epoch, else 0. The sums start from the
+    ``loss_sum`` and ``penalty_sum`` passed in (an epoch's earlier slices), so an epoch
+    run as consecutive slices of its permutation, carrying ``step`` and the sums from
+    call to call, gives bit for bit what one call gives.
     """
     n, B = X.shape[0], batch_size
-    if perm.shape != (n,):
-        raise ValueError(f"perm must have shape ({n},), got {perm.shape}")
+    if perm.ndim != 1 or (perm.size and (perm.min() < 0 or perm.max() >= n)):
+        raise ValueError(f"perm must be 1-D with every value in [0, {n})")
     (Xb, Yb), rest = _carve(work, B, [layer_sizes[0], layer_sizes[-1]])
     wb, fb_work = rest[:B], rest[B:]
     lr, beta1, beta2, eps, nesterov = hyper
-    loss_sum = penalty_sum = 0.0
-    for start in range(0, n, B):
+    loss_sum, penalty_sum = float(loss_sum), float(penalty_sum)
+    for start in range(0, len(perm), B):
         idx = perm[start:start + B]
         nb = len(idx)
         xb, yb, w = Xb[:nb], Yb[:nb], wb[:nb]

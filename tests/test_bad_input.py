@@ -171,26 +171,6 @@ def test_hidden_layer_of_size_zero_raises_and_keeps_the_model():
     assert_unchanged(before, snapshot(clf))
 
 
-def test_divergence_stops_restores_finite_weights_and_warns():
-    Xs = X * 1e3
-    reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0,
-                       max_iter=50, random_state=0)
-    with pytest.warns(ConvergenceWarning, match="diverged.*smaller learning_rate_init"):
-        reg.fit(Xs, y_reg * 1e3)
-    assert all(np.isfinite(c).all() for c in reg.coefs_ + reg.intercepts_)
-    assert np.isfinite(reg.predict(Xs)).all() and np.isfinite(reg.loss_curve_).all()
-
-
-def test_divergence_with_early_stopping_never_reaches_the_scorer_with_nan():
-    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=50.0,
-                        momentum=0.99, early_stopping=True, max_iter=30, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(X * 1e4, y_class)
-    assert np.isfinite(clf.predict_proba(X)).all()
-    assert all(np.isfinite(s) for s in clf.validation_scores_)
-
-
 def test_extreme_values_stay_finite_without_overflow_warnings():
     big = rng.normal(size=(80, 3)) * 1e6
     with warnings.catch_warnings():

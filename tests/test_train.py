@@ -202,6 +202,81 @@ def test_train_epoch_equals_scikit_learn_mlp(kernels):
     np.testing.assert_allclose(curve, clf.loss_curve_, rtol=1e-10)
 
 
+@pytest.mark.parametrize("opt,hyper", OPTIMIZERS, ids=OPT_IDS)
+@pytest.mark.parametrize("batches_per_call", [1, 2, 3, 100])
+def test_an_epoch_in_slices_is_bit_identical_to_one_call(kernels, dtype, batches_per_call,
+                                                         opt, hyper):
+    """Consecutive batch-aligned slices of the permutation, carrying the step count and
+    the loss sums from call to call, give exactly one call's params, optimizer state,
+    step and loss sums (the engine runs long epochs this way, to serve Ctrl-C)."""
+    sizes = [6, 8, 5, 3]
+    X, Y, w = make_data(77, 6, 3, "onehot", dtype, seed=3)  # 77 rows: a short last batch
+    B, rs = 8, np.random.RandomState(1)
+    runs = []
+    for sliced in (False, True):
+        params = network(sizes, dtype, seed=2)
+        state = np.zeros((2, params.size), dtype)
+        grads, work = np.zeros_like(params), np.empty(train_workspace_size(sizes, B), dtype)
+        fixed = (B, params, np.asarray(sizes, np.int64), hidden_acts(sizes, fk.TANH), 0.01,
+                 fk.SOFTMAX_CROSS_ENTROPY, 1e-7, 1e-3, opt, np.asarray(hyper, np.float64),
+                 state)
+        step, sums = 5, []  # steps made before: the bias corrections count on from 6
+        rs.seed(1)
+        for _ in range(2):
+            perm = rs.permutation(77).astype(np.int64)
+            if not sliced:
+                loss_sum, penalty_sum, step, _ = kernels.train_epoch(
+                    X, Y, w, perm, *fixed, step, grads, work)
+            else:
+                loss_sum = penalty_sum = 0.0
+                for start in range(0, 77, batches_per_call * B):
+                    loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
+                        X, Y, w, perm[start:start + batches_per_call * B], *fixed, step,
+                        grads, work, loss_sum, penalty_sum)
+                    assert nonfinite == 0
+            sums.append((loss_sum, penalty_sum))
+        runs.append((params, state, step, sums))
+    (p1, s1, t1, sums1), (p2, s2, t2, sums2) = runs
+    np.testing.assert_array_equal(p1, p2)
+    np.testing.assert_array_equal(s1, s2)
+    assert t1 == t2 == 5 + 2 * 10 and sums1 == sums2
+
+
+def test_train_epoch_rejects_a_perm_index_outside_the_rows(kernels):
+    sizes = [2, 3, 1]
+    X, Y, w = make_data(10, 2, 1, "real", np.float64)
+    params = network(sizes, np.float64)
+    for bad in (10, -1):
+        with pytest.raises((ValueError, IndexError), match="perm"):
+            kernels.train_epoch(
+                X, Y, w, np.array([0, 3, bad], dtype=np.int64), 2, params,
+                np.asarray(sizes, np.int64), hidden_acts(sizes, fk.TANH), 0.0,
+                fk.SQUARED_ERROR, 0.0, 0.0, fk.SGD, np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
+                np.zeros((1, params.size)), 0, np.zeros_like(params),
+                np.empty(train_workspace_size(sizes, 2)))
+
+
+def test_engine_fit_in_many_slices_equals_the_fit_in_one_call_per_epoch(monkeypatch):
+    """The estimator's fit with every epoch cut into one-batch calls equals the default
+    (one call per epoch here), bit for bit: weights, loss curve, t_."""
+    from fastnn import MLPClassifier, _engine
+
+    X, Y, _ = make_data(300, 5, 3, "onehot", np.float64, seed=4)
+    y = Y.argmax(axis=1)
+    fits = []
+    for per_call_flops in (_engine.SLICE_FLOPS, 1.0):
+        monkeypatch.setattr(_engine, "SLICE_FLOPS", per_call_flops)
+        assert (_engine.batches_per_call([5, 16, 3], 32) == 1) == (per_call_flops == 1.0)
+        clf = MLPClassifier(hidden_layer_sizes=(16,), batch_size=32, max_iter=4, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(clf.fit(X, y))
+    one, sliced = fits
+    for a, b in zip(one.coefs_ + one.intercepts_, sliced.coefs_ + sliced.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert one.loss_curve_ == sliced.loss_curve_ and one.t_ == sliced.t_
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 200, 1797])
 def test_engine_shuffle_equals_scikit_learn_shuffle(n):
     """The engine's epoch reshuffle draws what sklearn.utils.shuffle draws, epoch after

@@ -298,8 +298,8 @@ cdef int _train_epoch_rows(
     const floating* X,  # IN (n, n_0)
     const floating* Y,  # IN (n, n_L)
     const floating* sample_weight,  # IN (n,)
-    Py_ssize_t n,
-    const int64_t* perm,  # IN (n,), every value in [0, n)
+    Py_ssize_t n,  # rows of perm
+    const int64_t* perm,  # IN (n,), every value in [0, rows of X)
     Py_ssize_t batch_size,
     floating* params,  # INOUT (n_params,)
     int loss,
@@ -442,7 +442,7 @@ def train_epoch(
     const floating[:, ::1] X,  # IN (n, n_0)
     const floating[:, ::1] Y,  # IN (n, n_L)
     const floating[::1] sample_weight,  # IN (n,)
-    const int64_t[::1] perm,  # IN (n,), row order; every value in [0, n)
+    const int64_t[::1] perm,  # IN (m,), the epoch's rows in order; every value in [0, n)
     Py_ssize_t batch_size,
     floating[::1] params,  # INOUT (n_params,)
     const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
@@ -457,13 +457,15 @@ def train_epoch(
     int64_t step,
     floating[::1] grads,  # OUT (n_params,), the last computed batch's gradient
     floating[::1] work,  # scratch: X_batch | Y_batch | w_batch | forward_backward's
+    double loss_sum=0.0,  # IN, the sums of the epoch's earlier slices, continued
+    double penalty_sum=0.0,  # IN
 ):
-    """One epoch of mini-batch training over rows X[perm[s:s + batch_size]]: returns
-    (loss_sum, penalty_sum, step, nonfinite) as the reference."""
+    """One epoch (or a batch-aligned slice of one) of mini-batch training over rows
+    X[perm[s:s + batch_size]]: returns (loss_sum, penalty_sum, step, nonfinite) as the
+    reference."""
     cdef Net net
-    cdef Py_ssize_t i, n = X.shape[0], B = batch_size
+    cdef Py_ssize_t i, n = X.shape[0], m = perm.shape[0], B = batch_size
     cdef int64_t v
-    cdef double loss_sum = 0.0, penalty_sum = 0.0
     cdef int nonfinite
     cdef floating* state1 = NULL
     _network(layer_sizes, hidden_acts, negative_slope, &net)
@@ -475,7 +477,6 @@ def train_epoch(
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
     _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
     _check_shape("sample_weight", (sample_weight.shape[0],), (n,))
-    _check_shape("perm", (perm.shape[0],), (n,))
     _check_shape("params", (params.shape[0],), (net.n_params,))
     _check_shape("grads", (grads.shape[0],), (net.n_params,))
     _check_shape("hyper", (hyper.shape[0],), (5,))
@@ -487,19 +488,19 @@ def train_epoch(
         )
     _check_work(work.shape[0], <object>B * (net.size[0] + net.size[net.n_layers] + 2
                                             + 2 * net.width_sum), "train_workspace_size")
-    _check_rows(min(B, n))
-    for i in range(n):  # a bad index must never read outside X
+    _check_rows(min(B, m))
+    for i in range(m):  # a bad index must never read outside X
         v = perm[i]
         if v < 0 or v >= n:
             raise ValueError(f"perm[{i}] = {v} is out of range for {n} rows")
-    if n == 0:
-        return 0.0, 0.0, step, 0
+    if m == 0:
+        return loss_sum, penalty_sum, step, 0
     if state_rows == 2:
         state1 = &state[1, 0]
     cdef double* e = _scratch(&net)
     with nogil:
         nonfinite = _train_epoch_rows(
-            &net, cptr2(X), cptr2(Y), cptr1(sample_weight), n, &perm[0], B, ptr1(params),
+            &net, cptr2(X), cptr2(Y), cptr1(sample_weight), m, &perm[0], B, ptr1(params),
             loss, &prm, alpha, optimizer, &hyper[0], ptr2(state), state1, ptr1(grads),
             ptr1(work), e, &loss_sum, &penalty_sum, &step,
         )

@@ -287,8 +287,9 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_acts, nega
 @jit
 def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidden_acts,
                 negative_slope, loss, loss_param, alpha, optimizer, hyper, state, step,
-                grads, work):
-    """One epoch of mini-batch training over rows X[perm[s:s + batch_size]], in one call.
+                grads, work, loss_sum=0.0, penalty_sum=0.0):
+    """One epoch (or a batch-aligned slice of one) of mini-batch training over rows
+    X[perm[s:s + batch_size]], in one call.
 
     Per batch: gather the rows into the workspace, forward, fused loss-and-gradient,
     backward, L2 term, scale by 1 / sum(w), one optimizer update of the flat ``params``
@@ -311,9 +312,8 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidd
     size = params.shape[0]
     if B < 1:
         raise ValueError("train_epoch: batch_size must be at least 1")
-    if perm.shape[0] != n:
-        raise ValueError("train_epoch: perm must have one index per row of X")
-    for i in range(n):
+    m = perm.shape[0]
+    for i in range(m):
         if perm[i] < 0 or perm[i] >= n:
             raise IndexError("train_epoch: perm holds an index out of [0, n_rows)")
     if grads.shape[0] != size:
@@ -344,10 +344,10 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidd
     eps = hyper[3]
     nesterov = hyper[4] != 0.0
 
-    loss_sum = 0.0
-    penalty_sum = 0.0
-    for start in range(0, n, B):
-        nb = min(B, n - start)
+    loss_sum = float(loss_sum)  # the sums of the epoch's earlier slices, continued
+    penalty_sum = float(penalty_sum)
+    for start in range(0, m, B):
+        nb = min(B, m - start)
         xb = X_batch[:nb]
         yb = Y_batch[:nb]
         wb = w_batch[:nb]
