@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")  # plot examples draw into files, never windows
 
 MODULES = ("fastnn", "fastnn.functional", "fastnn.optim", "fastnn._estimators",
-           "fastnn.plotting", "fastnn._progress")
+           "fastnn.plotting", "fastnn._progress", "fastnn.onnx")
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -34,7 +34,10 @@ DOCTESTS = sorted(_examples(), key=lambda t: t.name)
 @pytest.mark.parametrize("test", DOCTESTS, ids=[t.name for t in DOCTESTS])
 def test_docstring_examples(test):
     if test.name.startswith("fastnn.plotting"):
-        pytest.importorskip("matplotlib")
+        pytest.importorskip("matplotlib", reason="matplotlib not installed (the plot extra)")
+    if test.name.startswith("fastnn.onnx"):
+        pytest.importorskip("skl2onnx", reason="skl2onnx not installed (the onnx extra)")
+        pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the onnx extra)")
     output = []
     runner = doctest.DocTestRunner(optionflags=OPTIONS)
     try:
