@@ -136,23 +136,35 @@ class _Schedule:
 SMALL_STEP_FLOPS = 2e7
 
 
-def step_flops(layer_sizes, rows):
+# OpenBLAS runs a GEMM of m * n * k at or below this on one thread anyway (interface/
+# gemm.c: 65536 * GEMM_MULTITHREAD_THRESHOLD, 4 by default): a pass whose GEMMs are all
+# this small needs no limit and skips its cost (~20 us, more than a 1-row predict).
+SERIAL_GEMM_MNK = 262144
+
+
+def step_flops(layer_sizes, rows, backward=True):
     """GEMM flops of one forward-and-backward pass over ``rows`` rows: 2 m n k for a @ W
-    and a.T @ delta per layer, and delta @ W.T for every layer but the first."""
+    and a.T @ delta per layer, and delta @ W.T for every layer but the first (only the
+    first term with ``backward=False``)."""
     pairs = list(zip(layer_sizes[:-1], layer_sizes[1:]))
     mults = sum(int(a) * int(b) for a, b in pairs)
+    if not backward:
+        return 2.0 * rows * mults
     return 2.0 * rows * (2 * mults + mults - int(pairs[0][0]) * int(pairs[0][1]))
 
 
-def blas_threads(layer_sizes, rows):
-    """One BLAS thread for small steps (see SMALL_STEP_FLOPS), else BLAS's own setting
+def blas_threads(layer_sizes, rows, backward=True):
+    """One BLAS thread for small passes (see SMALL_STEP_FLOPS): the mini-batch step of a
+    fit, or a whole forward pass (``backward=False``: predict); else BLAS's own setting
     (or the caller's threadpoolctl limit).
 
-    Only a fit in the main thread pins: the limit is process-wide and threadpoolctl lets
-    one thread own it, so fits in worker threads leave BLAS as the caller set it (limit
-    it around the threads, e.g. ``threadpool_limits(1, user_api="blas")``).
+    Only the main thread pins: the limit is process-wide and threadpoolctl lets one
+    thread own it, so fits in worker threads leave BLAS as the caller set it (limit it
+    around the threads, e.g. ``threadpool_limits(1, user_api="blas")``).
     """
-    if (step_flops(layer_sizes, rows) < SMALL_STEP_FLOPS
+    largest_gemm = rows * max(int(a) * int(b) for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+    if (step_flops(layer_sizes, rows, backward) < SMALL_STEP_FLOPS
+            and largest_gemm > SERIAL_GEMM_MNK
             and threading.current_thread() is threading.main_thread()):
         return _blas_controller().limit(limits=1, user_api="blas")
     return contextlib.nullcontext()

@@ -216,6 +216,14 @@ class _BaseMLP(BaseEstimator):
         sw = (np.ones(X.shape[0]) if sample_weight is None else
               _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True))
         if getattr(self, "class_weight", None) is not None:
+            if isinstance(self.class_weight, dict):
+                classes = set(self.classes_.tolist())
+                unknown = [label for label in self.class_weight if label not in classes]
+                if unknown:
+                    raise ValueError(
+                        f"class_weight has labels that are not classes: {unknown}; the "
+                        f"classes are {self.classes_.tolist()}"
+                    )
             sw = sw * compute_sample_weight(self.class_weight, y)
         if not np.sum(sw) > 0:
             raise ValueError("sample_weight must have a positive sum, got all zeros")
@@ -267,7 +275,9 @@ class _BaseMLP(BaseEstimator):
         kernels = _backends.get_kernels(getattr(self, "backend_", None) or self.backend)
         raw = np.empty((X.shape[0], layer_sizes[-1]), dtype=params.dtype)
         work = np.empty(X.shape[0] * int(layer_sizes[1:-1].sum()), dtype=params.dtype)
-        kernels.forward(X, params, layer_sizes, self._hidden_acts, self._negative_slope, work, raw)
+        with _engine.blas_threads(layer_sizes, X.shape[0], backward=False):
+            kernels.forward(X, params, layer_sizes, self._hidden_acts, self._negative_slope,
+                            work, raw)
         return raw, kernels
 
     def _forward(self, X, params=None):
@@ -420,6 +430,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         **_BaseMLP._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
+
+    # scikit-learn's MLPClassifier.loss: not a parameter, but plots and user code read it
+    loss = "log_loss"
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",

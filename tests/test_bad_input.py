@@ -221,3 +221,22 @@ def test_fuzz_fit_predict_succeeds_or_raises_value_or_type_error(n, d, dtype, sc
         return
     assert len(pred) == n
     assert pickle.loads(pickle.dumps(est)).predict(Xf).shape == pred.shape
+
+
+def test_class_weight_naming_a_label_that_is_not_a_class_says_which():
+    clf = fitted(MLPClassifier)
+    before = snapshot(clf)
+    clf.set_params(class_weight={0: 2.0, 42: 1.0})
+    with pytest.raises(ValueError, match=r"not classes: \[42\]; the classes are \[0, 1, 2\]"):
+        clf.fit(X, y_class)
+    assert_unchanged(before, snapshot(clf))
+    labels = np.array(["a", "b", "c"])[y_class]
+    with pytest.raises(ValueError, match=r"not classes: \['z'\]"):
+        MLPClassifier(class_weight={"a": 1.0, "z": 3.0}, max_iter=2).fit(X, labels)
+
+
+def test_classifier_loss_is_log_loss_as_scikit_learns():
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+
+    assert MLPClassifier().loss == SkMLPClassifier().loss == "log_loss"
+    assert "loss" not in MLPClassifier().get_params()  # not a parameter there either

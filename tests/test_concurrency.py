@@ -392,3 +392,49 @@ def test_numba_kernels_are_serial_nogil_and_never_start_the_threading_layer(clas
     MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=3,
                  backend="numba").fit(X, y.astype(float))
     assert not started()
+
+
+PREDICT_THREADS = r"""
+import json, sys, warnings
+import numpy as np
+from threadpoolctl import threadpool_info
+from fastnn import MLPClassifier
+from fastnn._backends import get_kernels
+
+warnings.simplefilter("ignore")
+kernels = get_kernels(sys.argv[1])
+inner, seen = kernels.forward, []
+
+
+def forward(*args):  # what BLAS is set to while predict's forward pass runs
+    seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+    return inner(*args)
+
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(20000, 64))
+y = (X[:, 0] > 0).astype(int)
+clf = MLPClassifier(hidden_layer_sizes=(100,), max_iter=1, backend=sys.argv[1]).fit(X[:500], y[:500])
+default = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+kernels.forward = forward
+for rows in (1, 1000, 20000):  # 1 row: OpenBLAS's own serial path; 1000: pinned; 20000: not
+    clf.predict_proba(X[:rows])
+print(json.dumps({"default": default, "seen": seen}))
+"""
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+def test_predict_pins_blas_to_one_thread_for_small_forward_passes(backend):
+    """predict's forward pass follows fit's rule: under SMALL_STEP_FLOPS (1000 rows of
+    64-100-1: 1.3e7 flops) BLAS runs on one thread; a large pass (20000 rows) keeps
+    BLAS's setting; a pass too small for OpenBLAS to thread is left alone (no cost)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, "-c", PREDICT_THREADS, backend], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["default"] < 2:
+        pytest.skip(f"BLAS runs one thread by default here ({result['default']})")
+    d = result["default"]
+    assert result["seen"] == [d, 1, d]
