@@ -115,18 +115,18 @@ class _Schedule:
         if self.solver == "sgd" and est.learning_rate == "invscaling":
             self.learning_rate = float(est.learning_rate_init) / (time_step + 1) ** est.power_t
 
-    def trigger_stopping(self, est, msg):
+    def trigger_stopping(self, est, msg, say=print):
         if self.solver != "sgd" or est.learning_rate != "adaptive":
             if est.verbose:
-                print(msg + " Stopping.")
+                say(msg + " Stopping.")
             return True
         if self.learning_rate <= 1e-6:
             if est.verbose:
-                print(msg + " Learning rate too small. Stopping.")
+                say(msg + " Learning rate too small. Stopping.")
             return True
         self.learning_rate /= 5.0
         if est.verbose:
-            print(msg + " Setting learning rate to %f" % self.learning_rate)
+            say(msg + " Setting learning rate to %f" % self.learning_rate)
         return False
 
 
@@ -304,9 +304,11 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
     grads = np.empty_like(params)
     work = np.empty(train_workspace_size(problem.layer_sizes, batch_size), params.dtype)
     est.n_iter_ = 0  # counts this call's epochs, as scikit-learn's
-    # a bar on a terminal with verbose (the "Iteration ..." lines go to stdout as before)
+    # a bar on a terminal with verbose; the "Iteration ..." lines go to stdout as before,
+    # through the bar so that the two never garble each other
     bar = Progress(1 if incremental else est.max_iter, "epochs",
                    enabled=None if est.verbose else False)
+    late = []  # warnings, shown once the bar is closed (they go to its stream, stderr)
     with blas_threads(problem.layer_sizes, batch_size), bar, sigint_deferred() as interrupted:
         for _ in range(est.max_iter):
             if est.shuffle:
@@ -318,12 +320,10 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
                 if not (est.early_stopping and est._best_params is not None):
                     raise ValueError(NONFINITE_MESSAGE)
                 # as scikit-learn: early stopping keeps the best validation epoch's weights
-                warnings.warn(
+                late.append(ConvergenceWarning(
                     f"Training diverged in epoch {est.n_iter_ + 1} (the loss became "
                     "non-finite); the weights of the best validation epoch are kept. Try "
-                    "a smaller learning_rate_init, or scale the input features.",
-                    ConvergenceWarning,
-                )
+                    "a smaller learning_rate_init, or scale the input features."))
                 break
             if not complete:  # interrupted inside the epoch: keep its completed steps
                 break
@@ -336,12 +336,12 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
             est.loss_curve_.append(est.loss_)
             bar.update(note=f"loss {est.loss_:.4g}")
             if est.verbose:
-                print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+                bar.print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
 
             if est.early_stopping:
                 est.validation_loss_curve_.append(
                     problem.loss_value(params, X_val, Y_val, sw_val))
-                _update_validation(est, params, X_val, y_val, sw_val)
+                _update_validation(est, params, X_val, y_val, sw_val, bar.print)
             else:
                 _update_training(est)
 
@@ -354,7 +354,7 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
                 else:
                     msg = ("Training loss did not improve more than tol=%f for %d "
                            "consecutive epochs." % (est.tol, est.n_iter_no_change))
-                if schedule.trigger_stopping(est, msg):
+                if schedule.trigger_stopping(est, msg, bar.print):
                     break
                 est._no_improvement_count = 0
 
@@ -362,25 +362,25 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
                 break
 
             if est.n_iter_ == est.max_iter:
-                warnings.warn(
+                late.append(ConvergenceWarning(
                     "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % est.max_iter,
-                    ConvergenceWarning,
-                )
+                    "optimization hasn't converged yet." % est.max_iter))
 
-        if interrupted():
-            warnings.warn("Training interrupted by user.")
+    if interrupted():
+        late.append(UserWarning("Training interrupted by user."))
+    for warning in late:
+        warnings.warn(warning)
 
     if est.early_stopping and est._best_params is not None:
         params[:] = est._best_params
     return params
 
 
-def _update_validation(est, params, X_val, y_val, sw_val):
+def _update_validation(est, params, X_val, y_val, sw_val, say=print):
     score = est._score_params(params, X_val, y_val, sw_val)
     est.validation_scores_.append(score)
     if est.verbose:
-        print("Validation score: %f" % score)
+        say("Validation score: %f" % score)
     if score < est.best_validation_score_ + est.tol:
         est._no_improvement_count += 1
     else:
