@@ -156,7 +156,8 @@ def parse_args(argv):
                    help="time with 1 thread, all cores, or both and keep the faster (default)")
     p.add_argument("--epochs", type=int, help="epochs per timed fit (overrides the preset)")
     p.add_argument("--repeats", type=int, help="timed fits per row (overrides the preset)")
-    p.add_argument("--out", type=Path, default=report.DEFAULT_OUT, help="output folder (default bench/results)")
+    p.add_argument("--out", type=Path, default=report.DEFAULT_OUT,
+                   help="output folder (default %(default)s, the checkout's bench/results)")
     return p.parse_args(argv)
 
 
@@ -191,7 +192,10 @@ def main(argv=None):
     for impl in runnable:
         for w in workloads:
             if (impl, w.name) in preset["skip"]:
-                skipped.append({"impl": impl, "workload": w.name, "reason": f"--{preset_name} skips it"})
+                # "the quick preset": `fastnn bench` runs it without a --quick option; --full
+                # means the same in both command lines
+                skipped.append({"impl": impl, "workload": w.name,
+                                "reason": f"the {preset_name} preset skips it (--full runs it)"})
                 continue
             epochs = args.epochs or preset["epochs"][w.name]
             steps = epochs * w.n_batches

@@ -91,9 +91,9 @@ def openblas_env_note():
     set_vars = {v: os.environ[v] for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ}
     if not set_vars:
         return None
-    return (f"note: {set_vars} set; they slow a current numpy. For final figures rerun with "
-            "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench...` and check the "
-            "BLAS 'architecture' recorded in the JSON.")
+    return (f"note: {set_vars} set; they slow a current numpy. For final figures rerun this "
+            "command prefixed with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` and check "
+            "the BLAS 'architecture' recorded in the JSON.")
 
 
 def write_json(path, payload):

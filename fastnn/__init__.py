@@ -5,15 +5,22 @@
 semantics; ``available_backends()`` lists the kernel implementations that work here;
 ``plot_loss_curve`` and ``plot_validation_curve`` draw a fit's loss curves and a search's
 validation curve (with matplotlib, an optional dependency). ``import fastnn`` stays
-light: scikit-learn is imported with the estimators, numba with the first numba kernel,
-matplotlib with the first plot.
+light: scikit-learn is imported with the estimators, numba with the first numba kernel
+(or by ``available_backends()``, which imports each backend to check that it works),
+matplotlib with the first plot. It fails at once, saying how to fix it, when run from a
+source checkout that is not installed (no compiled ``fastnn.kernels``).
 
 >>> import fastnn
 >>> fastnn.available_backends()[-1]
 'numpy'
 """
 
-from ._backends import available_backends
+from ._backends import available_backends, check_kernels
+
+# Fail here, with the fix, rather than deep inside the first fit: a source checkout that
+# is not installed has no fastnn.kernels (or another checkout's). Finds it, imports nothing.
+check_kernels(__path__[0])
+del check_kernels
 
 __all__ = ["MLPClassifier", "MLPRegressor", "available_backends", "plot_loss_curve",
            "plot_validation_curve"]

@@ -22,6 +22,27 @@ def _positive_int(text):
     return value
 
 
+def _n_jobs(text):
+    """joblib's n_jobs: a positive count, or -1 for all cores (-2 all but one, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a positive count or -1 (all cores), got 0")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
+    return value
+
+
 def _folds(text):
     value = _positive_int(text)
     if value < 2:
@@ -83,7 +104,7 @@ def build_parser():
                     "time. Each prints a table and writes a PNG (with matplotlib).")
     demo.add_argument("--out", default="fastnn-demo", metavar="DIR",
                       help="folder for the PNGs (default ./fastnn-demo)")
-    demo.add_argument("--epochs", type=int, default=30,
+    demo.add_argument("--epochs", type=_positive_int, default=30,
                       help="training epochs of story 3, digits (default 30)")
     demo.add_argument("--stories", type=_stories, default=list(STORY_NAMES.values()),
                       metavar="LIST", help="which stories, e.g. 1,3 (default all three)")
@@ -93,7 +114,8 @@ def build_parser():
         "bench", help="fastnn vs scikit-learn (and PyTorch if installed): time per step",
         description="The side-by-side benchmark (bench.compare in the source checkout), "
                     "with quick settings (a few minutes on 2 cores) unless --full. "
-                    "Prints a table and writes compare.json and compare.png.")
+                    "Prints a table and writes compare.json and compare.png into --out "
+                    "(default ./fastnn-bench, in the current folder).")
     bench.add_argument("--full", action="store_true",
                        help="every row with more epochs and repeats (the published figures)")
     passthrough = bench.add_argument_group("options passed to bench.compare")
@@ -104,8 +126,8 @@ def build_parser():
                              help="BLAS threads: 1, all cores, or the faster of both (default)")
     passthrough.add_argument("--epochs", type=_positive_int, help="epochs per timed fit")
     passthrough.add_argument("--repeats", type=_positive_int, help="timed fits per row")
-    passthrough.add_argument("--out", metavar="DIR",
-                             help="folder for compare.json/png (default bench/results)")
+    passthrough.add_argument("--out", default="fastnn-bench", metavar="DIR",
+                             help="folder for compare.json/png (default ./fastnn-bench)")
 
     cv = sub.add_parser(
         "cv-delta", help="cross-validate the Huber delta of a standardized MLPRegressor on a CSV",
@@ -120,7 +142,7 @@ def build_parser():
     cv.add_argument("--deltas", type=_deltas, nargs="+", metavar="DELTA",
                     help="deltas to try (default 0.03 0.1 0.3 1 3 10)")
     cv.add_argument("--cv", type=_folds, default=5, help="folds (default 5)")
-    cv.add_argument("--n-jobs", type=int, default=None, metavar="N",
+    cv.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N",
                     help="parallel fits (joblib; -1: all cores; default 1, or every worker "
                          "with --scheduler)")
     cv.add_argument("--scheduler", metavar="ADDRESS",
@@ -132,7 +154,8 @@ def build_parser():
     cv.add_argument("--hidden-layer-sizes", type=_sizes, default=(32,), metavar="SIZES",
                     help="e.g. 32 or 64,32 (default 32)")
     cv.add_argument("--max-iter", type=_positive_int, default=500, help="epochs (default 500)")
-    cv.add_argument("--random-state", type=int, default=0, help="seed of the folds and weights")
+    cv.add_argument("--random-state", type=_seed, default=0,
+                    help="seed of the folds and weights (default 0)")
     cv.add_argument("--out", default="fastnn-cv-delta.png", metavar="PNG",
                     help="validation curve PNG (default ./fastnn-cv-delta.png; '' for none)")
     return parser
@@ -142,9 +165,9 @@ def main(argv=None):
     """Run the command line; returns the exit status (0 ok, 1 bad input data, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Invalid values are rejected by each sub-command's own parser (type=...), so the
+    # error shows that command's usage, not the top-level one.
     if args.command == "demo":
-        if args.epochs < 1:
-            parser.error("--epochs must be at least 1")
         from . import _demo
 
         _demo.run(epochs=args.epochs, plot_dir=None if args.no_plots else args.out,

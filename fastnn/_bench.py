@@ -2,9 +2,10 @@
 
 The benchmark lives in the source checkout's ``bench/`` folder, next to ``fastnn/``; it
 is not part of an installed wheel. This runs it in-process with ``--quick`` settings by
-default (``--full`` for the published figures), passing the other options through. Its
-per-row timing lines (stderr) drive a progress bar on a terminal and are passed through
-unchanged otherwise.
+default (``--full`` for the published figures), passing the other options through;
+``fastnn bench`` writes into ``./fastnn-bench`` unless ``--out`` says otherwise (never into
+the checkout). Its per-row timing lines (stderr) drive a progress bar on a terminal and
+are passed through unchanged otherwise.
 """
 
 import contextlib

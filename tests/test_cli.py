@@ -3,6 +3,7 @@ shipped example data, and the progress bar."""
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,13 +99,27 @@ def test_demo_without_matplotlib_prints_tables_and_says_how_to_get_pngs(tmp_path
     assert "2. A line" in out.stdout and not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "--epochs must be at least 1"),
-    (["--stories", "4"], "unknown story '4'"),
+@pytest.mark.parametrize("command, args, message", [
+    ("demo", ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+    ("demo", ["--epochs", "x"], "argument --epochs: expected an integer, got 'x'"),
+    ("demo", ["--stories", "4"], "argument --stories: unknown story '4'"),
+    ("bench", ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+    ("bench", ["--repeats", "-1"], "argument --repeats: must be at least 1, got -1"),
+    ("bench", ["--threads", "3"], "argument --threads: invalid choice: '3'"),
+    ("cv-delta", [EXAMPLE, "--target", "y", "--max-iter", "0"],
+     "argument --max-iter: must be at least 1, got 0"),
+    ("cv-delta", [EXAMPLE, "--target", "y", "--n-jobs", "0"],
+     "argument --n-jobs: must be a positive count or -1 (all cores), got 0"),
+    ("cv-delta", [EXAMPLE, "--target", "y", "--random-state", "-1"],
+     "argument --random-state: must be between 0 and 2**32 - 1, got -1"),
 ])
-def test_demo_command_rejects_bad_arguments(args, message):
-    out = fastnn_cli("demo", *args, timeout=60)
-    assert out.returncode == 2 and message in out.stderr
+def test_bad_values_are_reported_by_the_sub_command(command, args, message):
+    """The sub-command's own usage and error, never the top-level usage."""
+    out = fastnn_cli(command, *args, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"usage: fastnn {command} "), out.stderr
+    assert f"fastnn {command}: error: {message}" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_story_1_squared_error_loss_falls_monotonically_and_predictions_converge():
@@ -175,6 +190,26 @@ def test_bench_command_runs_the_comparison(tmp_path):
     assert [r[2:4] for r in rows] == [["fastnn", "cython"], ["scikit-learn", "1"]]
     assert (tmp_path / "compare.json").exists()
     assert "\r" not in out.stderr and "us/step" in out.stderr  # rows logged, no bar
+
+
+def test_bench_writes_into_the_current_folder_and_its_messages_are_true(tmp_path):
+    """Without --out: ./fastnn-bench, as --help says, not the checkout's bench/results.
+    Every option a message mentions is an option of `fastnn bench` (the quick preset is
+    its default, it has no --quick)."""
+    if _bench.source_root() is None:
+        pytest.skip("not a source checkout: bench/ is not next to fastnn/")
+    help_text = fastnn_cli("bench", "--help", timeout=60).stdout
+    assert "(default ./fastnn-bench)" in help_text and "bench/results" not in help_text
+    options = set(re.findall(r"--[a-z][a-z-]*", help_text))
+    out = fastnn_cli("bench", "--workloads", "tiny,big", "--impls", "numpy", "--dtypes",
+                     "float64", "--threads", "1", "--repeats", "1", "--epochs", "1",
+                     cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "fastnn-bench" / "compare.json").is_file()
+    assert "wrote fastnn-bench" in out.stdout
+    assert "skipped numpy on big: the quick preset skips it (--full runs it)" in out.stdout
+    mentioned = set(re.findall(r"--[a-z][a-z-]*", out.stdout + out.stderr))
+    assert mentioned <= options, mentioned - options
 
 
 def test_bench_command_reports_bad_options():

@@ -2,7 +2,8 @@
 warns "Training interrupted by user." and keeps the model trained so far.
 
 A real SIGINT goes to a child process in the middle of a long epoch (many compiled calls
-of one slice each); the child reports what the interrupted fit left.
+of one slice each), synchronised with the child's slices (not by timing); the child
+reports what the interrupted fit left.
 """
 
 import json
@@ -18,27 +19,40 @@ import pytest
 CHILD = textwrap.dedent("""
     import json, sys, time, warnings
     import numpy as np
-    from fastnn import MLPRegressor
+    from fastnn import MLPRegressor, _engine
+    from fastnn._backends import get_kernels
     method, backend = sys.argv[1], sys.argv[2]
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(60000, 64))
+    X = rng.normal(size=(12000, 64))
     y = X[:, :4].sum(axis=1)
     reg = MLPRegressor(hidden_layer_sizes=(256, 256), batch_size=50, max_iter=100,
                        random_state=0, backend=backend)
-    init = MLPRegressor(hidden_layer_sizes=(256, 256), max_iter=1, random_state=0)
-    init._random_state = np.random.RandomState(0)
     if method == "partial_fit":  # one finished call first, then the interrupted one
         reg.partial_fit(X[:100], y[:100])
     before = [c.copy() for c in reg.coefs_] if method == "partial_fit" else None
-    print("fitting", flush=True)
+    kernels = get_kernels(backend)
+    inner, calls = kernels.train_epoch, []
+
+    def train_epoch(*args):  # the third slice tells the parent to send SIGINT
+        calls.append(1)
+        if len(calls) == 4:  # SIGINT is on its way: wait until the parent has sent it
+            sys.stdin.readline()
+        result = inner(*args)
+        if len(calls) == 3:
+            print("third slice", flush=True)
+        return result
+
+    kernels.train_epoch = train_epoch
+    per_call = _engine.batches_per_call(np.array([64, 256, 256, 1]), 50)  # 43
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         getattr(reg, method)(X, y)
+    returned = time.time()
     print(json.dumps({
-        "returned": time.time(),
+        "returned": returned, "calls": len(calls), "per_call": per_call,
         "warnings": [str(w.message) for w in caught],
         "n_iter": reg.n_iter_, "loss_curve": len(reg.loss_curve_), "t": reg.t_,
-        "step": reg._schedule.step, "batches_per_epoch": 60000 // 50,
+        "step": reg._schedule.step, "batches_per_epoch": 12000 // 50,
         "finite": bool(np.isfinite(reg.predict(X[:10])).all()),
         "moved": before is None or any(not np.array_equal(a, b)
                                         for a, b in zip(before, reg.coefs_)),
@@ -47,35 +61,38 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
-@pytest.mark.parametrize("backend", ["cython", "numba"])
+@pytest.mark.parametrize("backend", ["cython", "numba", "numpy"])
 def test_sigint_stops_the_fit_mid_epoch_and_keeps_the_completed_steps(method, backend, tmp_path):
+    """The parent sends SIGINT when the child's third slice of its first epoch has run
+    (the signal lands in the fourth compiled call, or just before it): the fit stops
+    after that slice, inside the epoch, with scikit-learn's warning."""
     if backend == "numba":
         pytest.importorskip("numba", reason="numba not installed")
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     child = subprocess.Popen([sys.executable, str(script), method, backend],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     try:
-        assert child.stdout.readline().strip() == "fitting"
-        # the first epoch (1200 steps of 2 x 50 x 82k multiply-adds) takes seconds; the
-        # interrupt lands inside it, once some slices have run (compiling aside)
-        time.sleep(1.5)
+        line = child.stdout.readline()
+        assert line.strip() == "third slice", line + child.stderr.read()
         sent = time.time()
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=120)
+        child.stdin.write("sent\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=300)
     finally:
         child.kill()
     assert child.returncode == 0, err
     report = json.loads(out.strip().splitlines()[-1])
     print(f"{backend} {method}: returned {report['returned'] - sent:.3f} s after SIGINT")
     assert "Training interrupted by user." in report["warnings"]
-    previous_epochs = 1 if method == "partial_fit" else 0
-    if report["n_iter"] == 0:  # stopped inside the first epoch: it is not counted
-        assert report["loss_curve"] == previous_epochs
-        assert report["t"] == 100 * previous_epochs
-        assert 1 <= report["step"] - previous_epochs < report["batches_per_epoch"]
-    else:  # a slow machine (or a slow compile) let whole epochs finish first
-        assert method == "fit" and report["loss_curve"] == report["n_iter"]
+    previous = 1 if method == "partial_fit" else 0  # partial_fit's first call: 1 epoch, 2 steps
+    assert report["calls"] in (3, 4)  # stopped right after the slice the signal reached
+    assert report["n_iter"] == 0 and report["loss_curve"] == previous
+    assert report["t"] == 100 * previous
+    assert report["per_call"] * report["calls"] < report["batches_per_epoch"]
+    assert report["step"] == 2 * previous + report["per_call"] * report["calls"]
     assert report["finite"] and report["moved"]
 
 
