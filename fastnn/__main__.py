@@ -12,11 +12,15 @@ DESCRIPTION = ("fastnn: multilayer perceptrons on the CPU with compiled hot loop
 STORY_NAMES = {"1": "truth_table", "2": "outliers", "3": "digits"}
 
 
-def _positive_int(text):
+def _integer(text):
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _positive_int(text):
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -24,20 +28,14 @@ def _positive_int(text):
 
 def _n_jobs(text):
     """joblib's n_jobs: a positive count, or -1 for all cores (-2 all but one, ...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    value = _integer(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be a positive count or -1 (all cores), got 0")
     return value
 
 
 def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    value = _integer(text)
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
     return value

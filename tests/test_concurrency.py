@@ -229,6 +229,17 @@ print(json.dumps({"before": before, "after": blas(), "order": order}))
 """
 
 
+def run_with_default_blas_threads(script, backend):
+    """Run ``script`` in a fresh process with BLAS at its default thread count (no
+    *_NUM_THREADS variables); return the JSON object of its last output line."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    proc = subprocess.run([sys.executable, "-c", script, backend], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 def test_overlapping_fits_in_threads_restore_the_blas_thread_limit(backend):
     """A fit with small mini-batch steps pins BLAS to one thread for its duration
@@ -238,12 +249,7 @@ def test_overlapping_fits_in_threads_restore_the_blas_thread_limit(backend):
 
     In a fresh process with BLAS at its default (one thread per core), because the
     outcome depends on which thread set a threadpoolctl limit first in the process."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    proc = subprocess.run([sys.executable, "-c", OVERLAPPING_FITS, backend], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_with_default_blas_threads(OVERLAPPING_FITS, backend)
     if max(result["before"].values()) < 2:
         pytest.skip(f"BLAS runs one thread by default here ({result['before']}): nothing to leak")
     assert result["order"] == ["end warm-up", "start A", "start B", "end A", "end B"]
@@ -428,12 +434,7 @@ def test_predict_pins_blas_to_one_thread_for_small_forward_passes(backend):
     """predict's forward pass follows fit's rule: under SMALL_STEP_FLOPS (1000 rows of
     64-100-1: 1.3e7 flops) BLAS runs on one thread; a large pass (20000 rows) keeps
     BLAS's setting; a pass too small for OpenBLAS to thread is left alone (no cost)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    proc = subprocess.run([sys.executable, "-c", PREDICT_THREADS, backend], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_with_default_blas_threads(PREDICT_THREADS, backend)
     if result["default"] < 2:
         pytest.skip(f"BLAS runs one thread by default here ({result['default']})")
     d = result["default"]
