@@ -24,11 +24,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import kernels as _k
 from ._progress import Progress
-from ._network import (
-    forward_backward_workspace_size,
-    forward_workspace_size,
-    train_workspace_size,
-)
+from .kernels import layout
 
 
 @dataclass
@@ -36,18 +32,22 @@ class Problem:
     """What is fitted: the network's shape and the loss, with the kernels that run it."""
 
     kernels: object  # the backend's kernel module
-    layer_sizes: np.ndarray  # int64 [n_features, hidden..., n_outputs]
-    hidden_acts: np.ndarray  # int64 activation code of each hidden layer
+    table: np.ndarray  # the layer table (fastnn.kernels.layout)
     negative_slope: float
     loss: int  # loss code (output activation fused)
     loss_param: float  # Huber's delta, or the log-losses' clipping eps
     alpha: float  # L2 penalty
     report_divisor: float = 1.0  # scikit-learn reports squared error averaged over outputs
 
+    def __post_init__(self):
+        # the kernels' network arguments, read off the table once
+        self.layer_sizes = layout.layer_sizes(self.table)
+        self.hidden_acts = layout.hidden_acts(self.table)
+
     def forward(self, params, X):
         """Raw network outputs (before the output activation) for the rows of X."""
         raw = np.empty((X.shape[0], int(self.layer_sizes[-1])), dtype=params.dtype)
-        work = np.empty(forward_workspace_size(self.layer_sizes, X.shape[0]), params.dtype)
+        work = np.empty(layout.forward_workspace_size(self.table, X.shape[0]), params.dtype)
         self.kernels.forward(X, params, self.layer_sizes, self.hidden_acts,
                              self.negative_slope, work, raw)
         return raw
@@ -142,18 +142,17 @@ SMALL_STEP_FLOPS = 2e7
 SERIAL_GEMM_MNK = 262144
 
 
-def step_flops(layer_sizes, rows, backward=True):
-    """GEMM flops of one forward-and-backward pass over ``rows`` rows: 2 m n k for a @ W
-    and a.T @ delta per layer, and delta @ W.T for every layer but the first (only the
-    first term with ``backward=False``)."""
-    pairs = list(zip(layer_sizes[:-1], layer_sizes[1:]))
-    mults = sum(int(a) * int(b) for a, b in pairs)
+def step_flops(table, rows, backward=True):
+    """GEMM flops of one forward-and-backward pass over ``rows`` rows of the network
+    ``table``: 2 m n k for a @ W and a.T @ delta per layer, and delta @ W.T for every
+    layer but the first (only the first term with ``backward=False``)."""
+    weights = table[:, layout.W_LEN].tolist()  # Python ints: this runs on every predict
     if not backward:
-        return 2.0 * rows * mults
-    return 2.0 * rows * (2 * mults + mults - int(pairs[0][0]) * int(pairs[0][1]))
+        return 2.0 * rows * sum(weights)
+    return 2.0 * rows * (3 * sum(weights) - weights[0])
 
 
-def blas_threads(layer_sizes, rows, backward=True):
+def blas_threads(table, rows, backward=True):
     """One BLAS thread for small passes (see SMALL_STEP_FLOPS): the mini-batch step of a
     fit, or a whole forward pass (``backward=False``: predict); else BLAS's own setting
     (or the caller's threadpoolctl limit).
@@ -162,9 +161,9 @@ def blas_threads(layer_sizes, rows, backward=True):
     thread own it, so fits in worker threads leave BLAS as the caller set it (limit it
     around the threads, e.g. ``threadpool_limits(1, user_api="blas")``).
     """
-    largest_gemm = rows * max(int(a) * int(b) for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
-    if (step_flops(layer_sizes, rows, backward) < SMALL_STEP_FLOPS
-            and largest_gemm > SERIAL_GEMM_MNK
+    if rows * max(table[:, layout.W_LEN].tolist()) <= SERIAL_GEMM_MNK:
+        return contextlib.nullcontext()  # OpenBLAS runs every GEMM of it on one thread
+    if (step_flops(table, rows, backward) < SMALL_STEP_FLOPS
             and threading.current_thread() is threading.main_thread()):
         return _blas_controller().limit(limits=1, user_api="blas")
     return contextlib.nullcontext()
@@ -190,9 +189,9 @@ SLICE_FLOPS = 1e9
 MIN_STEP_FLOPS = 1e5
 
 
-def batches_per_call(layer_sizes, batch_size):
+def batches_per_call(table, batch_size):
     """Mini-batches per compiled call of a sliced epoch (see SLICE_FLOPS)."""
-    per_step = max(step_flops(layer_sizes, batch_size), MIN_STEP_FLOPS)
+    per_step = max(step_flops(table, batch_size), MIN_STEP_FLOPS)
     return max(1, int(SLICE_FLOPS // per_step))
 
 
@@ -227,7 +226,7 @@ def train_epoch_sliced(problem, X, Y, sample_weight, sample_idx, batch_size, par
     non-finite loss or when ``interrupted()`` becomes true between calls. Returns
     (loss_sum, penalty_sum, nonfinite, complete).
     """
-    per_call = batches_per_call(problem.layer_sizes, batch_size) * batch_size
+    per_call = batches_per_call(problem.table, batch_size) * batch_size
     n = sample_idx.shape[0]
     loss_sum = penalty_sum = 0.0
     for start in range(0, n, per_call):
@@ -302,14 +301,14 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
         batch_size = int(np.clip(est.batch_size, 1, n_samples))
 
     grads = np.empty_like(params)
-    work = np.empty(train_workspace_size(problem.layer_sizes, batch_size), params.dtype)
+    work = np.empty(layout.train_workspace_size(problem.table, batch_size), params.dtype)
     est.n_iter_ = 0  # counts this call's epochs, as scikit-learn's
     # a bar on a terminal with verbose; the "Iteration ..." lines go to stdout as before,
     # through the bar so that the two never garble each other
     bar = Progress(1 if incremental else est.max_iter, "epochs",
                    enabled=None if est.verbose else False)
     late = []  # warnings, shown once the bar is closed (they go to its stream, stderr)
-    with blas_threads(problem.layer_sizes, batch_size), bar, sigint_deferred() as interrupted:
+    with blas_threads(problem.table, batch_size), bar, sigint_deferred() as interrupted:
         for _ in range(est.max_iter):
             if est.shuffle:
                 sample_idx = shuffle_indices(sample_idx, rs)
@@ -406,7 +405,7 @@ def fit_lbfgs(est, problem, params, X, Y, sample_weight, poisson_constant=None):
     gradient; ``loss_`` is reported in scikit-learn's convention.
     """
     grads = np.empty_like(params)
-    work = np.empty(forward_backward_workspace_size(problem.layer_sizes, X.shape[0]),
+    work = np.empty(layout.forward_backward_workspace_size(problem.table, X.shape[0]),
                     params.dtype)
     sw = float(np.sum(sample_weight, dtype=np.float64))
     offset = 0.0 if poisson_constant is None else float(
@@ -424,7 +423,7 @@ def fit_lbfgs(est, problem, params, X, Y, sample_weight, poisson_constant=None):
     options = {"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol}
     if iprint > 0:
         options["disp"] = True
-    with blas_threads(problem.layer_sizes, X.shape[0]), warnings.catch_warnings():
+    with blas_threads(problem.table, X.shape[0]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*iprint.*", category=DeprecationWarning)
         result = scipy.optimize.minimize(objective, params.astype(np.float64),
                                          method="L-BFGS-B", jac=True, options=options)

@@ -29,7 +29,7 @@ from sklearn.utils.validation import (
 
 from . import _backends, _engine
 from . import kernels as _k
-from ._network import init_params, unflatten
+from .kernels import layout
 
 _STOCHASTIC = ("sgd", "adam", "rmsprop")
 _ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
@@ -95,11 +95,10 @@ class _BaseMLP(BaseEstimator):
             return [act] * n_layers
         return list(act) + [act[-1] if len(act) else "relu"]
 
-    def _problem(self, layer_sizes):
+    def _problem(self, table):
         return _engine.Problem(
             kernels=_backends.get_kernels(self.backend_),
-            layer_sizes=np.asarray(layer_sizes, dtype=np.int64),
-            hidden_acts=self._hidden_activations(len(layer_sizes) - 2),
+            table=table,
             negative_slope=float(self.negative_slope),
             loss=self._loss_code(),
             loss_param=self._loss_param(),
@@ -147,14 +146,15 @@ class _BaseMLP(BaseEstimator):
         layer_sizes = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         self.backend_ = _backends.resolve(self.backend)
+        table = layout.dense_table(layer_sizes, self._hidden_activations(len(hidden)))
         if first_pass:
-            self._initialize(layer_sizes, X.dtype)
+            self._initialize(table, X.dtype)
         elif [c.shape[0] for c in self.coefs_] + [self.n_outputs_] != layer_sizes:
             raise ValueError(
                 f"the network has layer sizes {[c.shape[0] for c in self.coefs_]} + "
                 f"[{self.coefs_[-1].shape[1]}]; this data needs {layer_sizes}"
             )
-        problem = self._problem(layer_sizes)
+        problem = self._problem(table)
         # predict uses what the network was trained with, whatever set_params does later
         self._hidden_acts, self._negative_slope = problem.hidden_acts, problem.negative_slope
         params = self._pack(X.dtype).copy()  # trained on a copy: coefs_ stay intact on error
@@ -166,17 +166,17 @@ class _BaseMLP(BaseEstimator):
                                             self._split_labels(y), incremental, constant)
         if not np.isfinite(params).all():  # L-BFGS's last resort; the epochs check their own
             raise ValueError(_engine.NONFINITE_MESSAGE)
-        self._set_params_flat(params, layer_sizes)
+        self._set_params_flat(params, table)
         return self
 
-    def _initialize(self, layer_sizes, dtype):
+    def _initialize(self, table, dtype):
         self.n_iter_ = 0
         self.t_ = 0
-        self.n_layers_ = len(layer_sizes)
+        self.n_layers_ = len(table) + 1
         self.out_activation_ = self._out_activation()
-        params = init_params(layer_sizes, self._layer_activations(len(layer_sizes) - 1),
-                             self._random_state, dtype)
-        self._set_params_flat(params, layer_sizes)
+        params = layout.init_params(table, self._layer_activations(len(table)),
+                                    self._random_state, dtype)
+        self._set_params_flat(params, table)
         self._schedule = None
         self._best_params = None
         if self.solver in _STOCHASTIC:
@@ -192,10 +192,11 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
 
-    def _set_params_flat(self, params, layer_sizes):
-        """Store the flat buffer; coefs_ and intercepts_ are views of it."""
-        self._params = params
-        self.coefs_, self.intercepts_ = unflatten(params, layer_sizes)
+    def _set_params_flat(self, params, table):
+        """Store the flat buffer and the network's table; coefs_ and intercepts_ are
+        views of the buffer."""
+        self._params, self._table = params, table
+        self.coefs_, self.intercepts_ = layout.unflatten(params, table)
 
     def _pack(self, dtype=None):
         """The flat parameter buffer, rebuilt from coefs_/intercepts_ unless they are
@@ -270,14 +271,13 @@ class _BaseMLP(BaseEstimator):
     def _raw(self, X, params=None):
         """Raw network outputs (before the output activation) for validated X."""
         params = self._pack() if params is None else params
-        layer_sizes = np.array([c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]],
-                               dtype=np.int64)
+        table = self._table
         kernels = _backends.get_kernels(getattr(self, "backend_", None) or self.backend)
-        raw = np.empty((X.shape[0], layer_sizes[-1]), dtype=params.dtype)
-        work = np.empty(X.shape[0] * int(layer_sizes[1:-1].sum()), dtype=params.dtype)
-        with _engine.blas_threads(layer_sizes, X.shape[0], backward=False):
-            kernels.forward(X, params, layer_sizes, self._hidden_acts, self._negative_slope,
-                            work, raw)
+        raw = np.empty((X.shape[0], self.n_outputs_), dtype=params.dtype)
+        work = np.empty(layout.forward_workspace_size(table, X.shape[0]), dtype=params.dtype)
+        with _engine.blas_threads(table, X.shape[0], backward=False):
+            kernels.forward(X, params, layout.layer_sizes(table), self._hidden_acts,
+                            self._negative_slope, work, raw)
         return raw, kernels
 
     def _forward(self, X, params=None):
@@ -299,9 +299,8 @@ class _BaseMLP(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "coefs_" in state:  # pickling copies the views: relink them to one buffer
-            sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
             self._params = None
-            self._set_params_flat(self._pack(), sizes)
+            self._set_params_flat(self._pack(), self._table)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

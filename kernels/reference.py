@@ -18,7 +18,7 @@ module. Conventions shared by all three implementations:
 
 import numpy as np
 
-from fastnn._network import unflatten
+from . import layout
 
 from . import (
     ADAM, IDENTITY, LEAKY_RELU, LOGISTIC, LOSS_KERNELS, RELU, RMSPROP, SGD, SOFTMAX, TANH,
@@ -323,7 +323,7 @@ def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_deca
 # code hidden_acts[l] (an int64 array of length L - 1); the
 # output layer is linear (raw) and its activation is fused into the loss.
 #
-# Workspaces are 1-D arrays of the data dtype, sized by fastnn._network's
+# Workspaces are 1-D arrays of the data dtype, sized by fastnn.kernels.layout's
 # *_workspace_size functions, laid out as
 #   forward:          a_1 .. a_{L-1}                         (rows x n_l each)
 #   forward_backward: loss_out (rows) | a_1 .. a_L | delta_1 .. delta_L
@@ -336,6 +336,11 @@ def _check_acts(hidden_acts, layer_sizes):
     if len(hidden_acts) != len(layer_sizes) - 2:
         raise ValueError(f"hidden_acts must have one code per hidden layer "
                          f"({len(layer_sizes) - 2}), got {len(hidden_acts)}")
+
+
+def unflatten(flat, layer_sizes):
+    """Views (coefs, intercepts) of the flat buffer, from the layer table of layout."""
+    return layout.unflatten(flat, layout.dense_table(layer_sizes, [0] * (len(layer_sizes) - 2)))
 
 
 def _carve(work, rows, widths):

@@ -43,11 +43,11 @@ CHILD = textwrap.dedent("""
         return result
 
     kernels.train_epoch = train_epoch
-    per_call = _engine.batches_per_call(np.array([64, 256, 256, 1]), 50)  # 43
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         getattr(reg, method)(X, y)
     returned = time.time()
+    per_call = _engine.batches_per_call(reg._table, 50)  # 43 steps of 64-256-256-1
     print(json.dumps({
         "returned": returned, "calls": len(calls), "per_call": per_call,
         "warnings": [str(w.message) for w in caught],

@@ -12,13 +12,7 @@ import pytest
 from scipy.special import expit
 
 import fastnn.kernels as fk
-from fastnn._network import (
-    forward_backward_workspace_size,
-    forward_workspace_size,
-    init_params,
-    train_workspace_size,
-    unflatten,
-)
+from fastnn.kernels import layout
 
 LOSS_CASES = [  # (loss code, loss_param, n_outputs, target kind)
     (fk.SQUARED_ERROR, 0.0, 2, "real"),
@@ -47,18 +41,23 @@ def make_data(n, n_in, n_out, kind, dtype, seed=0):
     return (np.ascontiguousarray(a, dtype=dtype) for a in (X, Y, w))
 
 
+def table_of(sizes):
+    """The layer table of the MLP ``sizes`` (the activations do not change the layout)."""
+    return layout.dense_table(sizes, [fk.IDENTITY] * (len(sizes) - 2))
+
+
 def hidden_acts(sizes, *codes):
     """The int64 array of hidden-layer activation codes: ``codes`` cycled over the layers."""
     return np.array([codes[i % len(codes)] for i in range(len(sizes) - 2)], dtype=np.int64)
 
 
 def network(sizes, dtype, seed=0, activation="tanh"):
-    return init_params(sizes, activation, np.random.RandomState(seed), dtype)
+    return layout.init_params(table_of(sizes), activation, np.random.RandomState(seed), dtype)
 
 
 def run_forward_backward(kernels, X, Y, w, params, sizes, act, loss, param, alpha):
     grads = np.zeros_like(params)
-    work = np.full(forward_backward_workspace_size(sizes, X.shape[0]), np.nan, X.dtype)
+    work = np.full(layout.forward_backward_workspace_size(table_of(sizes), X.shape[0]), np.nan, X.dtype)
     acts = act if isinstance(act, np.ndarray) else hidden_acts(sizes, act)
     data, penalty = kernels.forward_backward(X, Y, w, params, np.asarray(sizes, np.int64), acts,
                                              0.1, loss, param, alpha, grads, work)
@@ -88,7 +87,7 @@ def test_forward_backward_gradient_matches_central_differences(kernels, loss, pa
 
     numeric = central_diff(objective, params, 1e-5)
     np.testing.assert_allclose(grads, numeric, rtol=1e-6, atol=1e-8)
-    coefs, _ = unflatten(params, sizes)
+    coefs, _ = layout.unflatten(params, table_of(sizes))
     assert penalty == pytest.approx(0.5 * alpha * sum((W**2).sum() for W in coefs), rel=1e-12)
 
 
@@ -110,12 +109,12 @@ def test_forward_backward_and_forward_match_reference(kernels, reference, dtype,
     raw = np.full((9, n_out), np.nan, dtype)
     acts = hidden_acts(sizes, fk.TANH, fk.LOGISTIC)
     reference.forward(X, params, sizes_arr, acts, 0.0,
-                      np.empty(forward_workspace_size(sizes, 9), dtype), raw_ref)
+                      np.empty(layout.forward_workspace_size(table_of(sizes), 9), dtype), raw_ref)
     kernels.forward(X, params, sizes_arr, acts, 0.0,
-                    np.empty(forward_workspace_size(sizes, 9), dtype), raw)
+                    np.empty(layout.forward_workspace_size(table_of(sizes), 9), dtype), raw)
     np.testing.assert_allclose(raw, raw_ref, **tol)
     # by hand with NumPy
-    (W1, W2, W3), (b1, b2, b3) = unflatten(params.astype(np.float64), sizes)
+    (W1, W2, W3), (b1, b2, b3) = layout.unflatten(params.astype(np.float64), table_of(sizes))
     x = X.astype(np.float64)
     by_hand = expit(np.tanh(x @ W1 + b1) @ W2 + b2) @ W3 + b3
     np.testing.assert_allclose(raw, by_hand, rtol=tol["rtol"] * 100, atol=tol["atol"] * 100)
@@ -138,7 +137,7 @@ def run_epochs(kernels, X, Y, w, sizes, loss, param, opt, hyper, epochs=3, batch
     params = network(sizes, dtype, seed=seed) if params is None else params
     state = np.zeros((2, params.size), dtype)
     grads = np.zeros_like(params)
-    work = np.full(train_workspace_size(sizes, batch_size), np.nan, dtype)
+    work = np.full(layout.train_workspace_size(table_of(sizes), batch_size), np.nan, dtype)
     rs = np.random.RandomState(seed)
     step, curve = 0, []
     for _ in range(epochs):
@@ -182,10 +181,10 @@ def test_train_epoch_equals_scikit_learn_mlp(kernels):
         clf.fit(X, y)
     sizes = [4, 7, 5, 3]
     rs = np.random.RandomState(0)
-    params = init_params(sizes, "tanh", rs, np.float64)
+    params = layout.init_params(table_of(sizes), "tanh", rs, np.float64)
     state = np.zeros((2, params.size))
     grads = np.zeros_like(params)
-    work = np.empty(train_workspace_size(sizes, 32))
+    work = np.empty(layout.train_workspace_size(table_of(sizes), 32))
     w = np.ones(120)
     idx, step, curve = np.arange(120), 0, []
     for _ in range(3):
@@ -196,7 +195,7 @@ def test_train_epoch_equals_scikit_learn_mlp(kernels):
             0.0, fk.SOFTMAX_CROSS_ENTROPY, float(np.finfo(np.float64).eps), 1e-4, fk.ADAM,
             np.array([0.01, 0.9, 0.999, 1e-8, 0.0]), state, step, grads, work)
         curve.append((loss_sum + penalty_sum) / 120)
-    coefs, intercepts = unflatten(params, sizes)
+    coefs, intercepts = layout.unflatten(params, table_of(sizes))
     for got, expected in zip(coefs + intercepts, clf.coefs_ + clf.intercepts_):
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(curve, clf.loss_curve_, rtol=1e-10)
@@ -216,7 +215,7 @@ def test_an_epoch_in_slices_is_bit_identical_to_one_call(kernels, dtype, batches
     for sliced in (False, True):
         params = network(sizes, dtype, seed=2)
         state = np.zeros((2, params.size), dtype)
-        grads, work = np.zeros_like(params), np.empty(train_workspace_size(sizes, B), dtype)
+        grads, work = np.zeros_like(params), np.empty(layout.train_workspace_size(table_of(sizes), B), dtype)
         fixed = (B, params, np.asarray(sizes, np.int64), hidden_acts(sizes, fk.TANH), 0.01,
                  fk.SOFTMAX_CROSS_ENTROPY, 1e-7, 1e-3, opt, np.asarray(hyper, np.float64),
                  state)
@@ -253,7 +252,7 @@ def test_train_epoch_rejects_a_perm_index_outside_the_rows(kernels):
                 np.asarray(sizes, np.int64), hidden_acts(sizes, fk.TANH), 0.0,
                 fk.SQUARED_ERROR, 0.0, 0.0, fk.SGD, np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
                 np.zeros((1, params.size)), 0, np.zeros_like(params),
-                np.empty(train_workspace_size(sizes, 2)))
+                np.empty(layout.train_workspace_size(table_of(sizes), 2)))
 
 
 def test_engine_fit_in_many_slices_equals_the_fit_in_one_call_per_epoch(monkeypatch):
@@ -266,7 +265,7 @@ def test_engine_fit_in_many_slices_equals_the_fit_in_one_call_per_epoch(monkeypa
     fits = []
     for per_call_flops in (_engine.SLICE_FLOPS, 1.0):
         monkeypatch.setattr(_engine, "SLICE_FLOPS", per_call_flops)
-        assert (_engine.batches_per_call([5, 16, 3], 32) == 1) == (per_call_flops == 1.0)
+        assert (_engine.batches_per_call(table_of([5, 16, 3]), 32) == 1) == (per_call_flops == 1.0)
         clf = MLPClassifier(hidden_layer_sizes=(16,), batch_size=32, max_iter=4, random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -306,7 +305,7 @@ def test_train_epoch_stops_on_non_finite_loss_before_updating(kernels):
         loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
             X, Y, w, np.arange(40, dtype=np.int64), 10, params, np.asarray(sizes, np.int64),
             hidden_acts(sizes, fk.RELU), 0.0, fk.POISSON, 0.0, 0.0, fk.SGD, np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
-            state, 0, np.zeros_like(params), np.empty(train_workspace_size(sizes, 10)))
+            state, 0, np.zeros_like(params), np.empty(layout.train_workspace_size(table_of(sizes), 10)))
     assert nonfinite == 1 and step == 0 and loss_sum == 0.0
     np.testing.assert_array_equal(params, before)
 
@@ -322,11 +321,11 @@ def test_train_epoch_skips_batches_of_zero_weight(kernels):
             0.0, 0.0, fk.SGD, hyper)
     _, _, step_all, _ = kernels.train_epoch(
         X, Y, w, np.arange(20, dtype=np.int64), 10, p_all, *args, np.zeros((1, p_all.size)), 0,
-        np.zeros_like(p_all), np.empty(train_workspace_size(sizes, 10)))
+        np.zeros_like(p_all), np.empty(layout.train_workspace_size(table_of(sizes), 10)))
     _, _, step_half, _ = kernels.train_epoch(
         X[10:].copy(), Y[10:].copy(), w[10:].copy(), np.arange(10, dtype=np.int64), 10, p_half,
         *args, np.zeros((1, p_half.size)), 0, np.zeros_like(p_half),
-        np.empty(train_workspace_size(sizes, 10)))
+        np.empty(layout.train_workspace_size(table_of(sizes), 10)))
     assert step_all == step_half == 1
     np.testing.assert_allclose(p_all, p_half, rtol=1e-14)
 
@@ -350,7 +349,7 @@ def test_numba_train_epoch_allocates_nothing_per_batch():
                 np.asarray(sizes, np.int64), hidden_acts(sizes, fk.RELU), 0.0,
                 fk.SOFTMAX_CROSS_ENTROPY, 1e-16,
                 1e-4, fk.ADAM, hyper, np.zeros((2, params.size)), 0, np.zeros_like(params),
-                np.empty(train_workspace_size(sizes, batch_size)))
+                np.empty(layout.train_workspace_size(table_of(sizes), batch_size)))
         kernels.train_epoch(*args)  # compile
         _nrt_python.memsys_enable_stats()
         try:
@@ -380,7 +379,7 @@ def test_forward_backward_drives_scipy_lbfgs_like_scikit_learn(kernels):
         reg.fit(X, Y.ravel())
     sizes = np.array([3, 6, 1], np.int64)
     w = np.ones(80)
-    work = np.empty(forward_backward_workspace_size(sizes, 80))
+    work = np.empty(layout.forward_backward_workspace_size(table_of(sizes), 80))
 
     def objective(p):
         grads = np.empty_like(p)
@@ -388,10 +387,10 @@ def test_forward_backward_drives_scipy_lbfgs_like_scikit_learn(kernels):
                                                  0.0, fk.SQUARED_ERROR, 0.0, 1e-3, grads, work)
         return (data + penalty) / 80, grads
 
-    p0 = init_params(sizes, "tanh", np.random.RandomState(0), np.float64)
+    p0 = layout.init_params(table_of(sizes), "tanh", np.random.RandomState(0), np.float64)
     result = minimize(objective, p0, method="L-BFGS-B", jac=True,
                       options={"maxiter": 15, "maxfun": 15000, "gtol": 1e-4})
-    coefs, intercepts = unflatten(result.x, sizes)
+    coefs, intercepts = layout.unflatten(result.x, table_of(sizes))
     assert result.nit == reg.n_iter_
     for got, expected in zip(coefs + intercepts, reg.coefs_ + reg.intercepts_):
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)

@@ -1,0 +1,161 @@
+"""The layer table: a network's layers turned, once, into one int64 row each.
+
+This is the only module that computes layout. A row holds a layer's op, its activation,
+its input and output shapes (per sample, C x H x W: PyTorch's order; a dense layer is
+C features x 1 x 1), where its weights and bias sit in the flat parameter buffer and
+where its output (activations, and the deltas of the same shape) sits in a workspace
+row. Everything else (the parameter count, the workspace lengths of ``forward``,
+``forward_backward`` and ``train_epoch``, the ``coefs_`` / ``intercepts_`` views, the
+initial weights) is read off the table here.
+
+The flat buffer holds the layers in order, weights (row-major, ``n_in x n_out``) before
+bias: ``[W_0, b_0, W_1, b_1, ...]``. Workspaces hold, per row of data, the layers'
+outputs one after the other (``OUT_OFF`` is a layer's offset in that run); the kernels'
+workspaces are, for ``rows`` rows,
+
+    forward:          outputs of the hidden layers                (rows x OUT_OFF[-1])
+    forward_backward: loss (rows) | outputs (rows x width) | deltas (rows x width)
+    train_epoch:      X_batch (B x n_in) | Y_batch (B x n_out) | w_batch (B) |
+                      forward_backward's for B rows
+
+with ``width`` the sum of every layer's output size (``OUT_OFF[-1] + N_OUT[-1]``).
+
+Adding an op (conv2d, maxpool2d, dropout) means a spec, a branch in :func:`build_table`
+filling the same columns (and new ones it needs, say scratch offsets), and one kernel
+per implementation.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+# Ops (column OP).
+DENSE = 0
+OPS = {"dense": DENSE}
+
+# Columns of a row. Shapes are per sample; offsets count elements of the dtype.
+(
+    OP,  # op code
+    ACT,  # activation code applied to the layer's output (fastnn.kernels.ACTIVATIONS)
+    IN_C, IN_H, IN_W,  # input shape
+    OUT_C, OUT_H, OUT_W,  # output shape
+    N_IN,  # IN_C * IN_H * IN_W
+    N_OUT,  # OUT_C * OUT_H * OUT_W
+    W_OFF, W_LEN,  # weights in the flat parameter buffer
+    B_OFF, B_LEN,  # bias in the flat parameter buffer
+    OUT_OFF,  # the layer's output (and its delta) in a workspace row
+    N_COLUMNS,
+) = range(16)
+
+COLUMNS = ("OP", "ACT", "IN_C", "IN_H", "IN_W", "OUT_C", "OUT_H", "OUT_W", "N_IN", "N_OUT",
+           "W_OFF", "W_LEN", "B_OFF", "B_LEN", "OUT_OFF")
+
+
+class Dense(NamedTuple):
+    """A dense layer ``z = f(a @ W + b)``: ``W`` is (n_in, n_out), ``f`` the activation
+    code ``activation``."""
+
+    n_in: int
+    n_out: int
+    activation: int
+
+
+def build_table(layers):
+    """The int64 table of ``layers`` (a sequence of layer specs, e.g. :class:`Dense`),
+    shape (len(layers), N_COLUMNS). Raises ValueError naming the first layer whose input
+    does not match the previous layer's output, or whose size is not positive."""
+    table = np.zeros((len(layers), N_COLUMNS), dtype=np.int64)
+    p = out = 0
+    for l, layer in enumerate(layers):
+        if not isinstance(layer, Dense):
+            raise ValueError(f"layer {l}: unknown layer spec {layer!r}")
+        if layer.n_in < 1 or layer.n_out < 1:
+            raise ValueError(f"layer {l} ({layer}): sizes must be at least 1")
+        if l and layer.n_in != table[l - 1, N_OUT]:
+            raise ValueError(f"layer {l} ({layer}) takes {layer.n_in} inputs, but layer "
+                             f"{l - 1} gives {table[l - 1, N_OUT]}")
+        row = table[l]
+        row[[OP, ACT]] = DENSE, layer.activation
+        row[[IN_C, IN_H, IN_W, N_IN]] = layer.n_in, 1, 1, layer.n_in
+        row[[OUT_C, OUT_H, OUT_W, N_OUT]] = layer.n_out, 1, 1, layer.n_out
+        row[[W_OFF, W_LEN]] = p, layer.n_in * layer.n_out
+        row[[B_OFF, B_LEN]] = p + row[W_LEN], layer.n_out
+        row[OUT_OFF] = out
+        p = row[B_OFF] + row[B_LEN]
+        out += row[N_OUT]
+    return table
+
+
+def dense_table(layer_sizes, hidden_acts, output_act=0):
+    """The table of a multilayer perceptron ``layer_sizes = [n_features, hidden...,
+    n_outputs]`` whose hidden layers apply ``hidden_acts`` (one code each) and whose
+    output layer ``output_act`` (identity: the loss fuses the output activation)."""
+    sizes = [int(s) for s in layer_sizes]
+    acts = [int(a) for a in hidden_acts] + [int(output_act)]
+    if len(acts) != len(sizes) - 1:
+        raise ValueError(f"{len(sizes) - 2} hidden layers need as many activations, got "
+                         f"{len(acts) - 1}")
+    return build_table([Dense(a, b, f) for a, b, f in zip(sizes[:-1], sizes[1:], acts)])
+
+
+# ----------------------------------------------------------------- read off the table
+
+
+def layer_sizes(table):
+    """``[n_in of the first layer, n_out of every layer]`` (int64): the kernels' argument."""
+    return np.array([table[0, N_IN]] + table[:, N_OUT].tolist(), dtype=np.int64)
+
+
+def hidden_acts(table):
+    """The activation codes of every layer but the last (int64): the kernels' argument."""
+    return np.ascontiguousarray(table[:-1, ACT], dtype=np.int64)
+
+
+def n_params(table):
+    """Length of the flat parameter buffer."""
+    return int(table[-1, B_OFF] + table[-1, B_LEN])
+
+
+def _width(table):
+    return int(table[-1, OUT_OFF] + table[-1, N_OUT])
+
+
+def forward_workspace_size(table, rows):
+    """Length of ``forward``'s workspace for ``rows`` rows: the hidden layers' outputs."""
+    return int(rows * table[-1, OUT_OFF])
+
+
+def forward_backward_workspace_size(table, rows):
+    """Length of ``forward_backward``'s workspace: loss, outputs and deltas per row."""
+    return int(rows * (1 + 2 * _width(table)))
+
+
+def train_workspace_size(table, batch_size):
+    """Length of ``train_epoch``'s workspace for batches of ``batch_size`` rows."""
+    gathered = table[0, N_IN] + table[-1, N_OUT] + 1  # X_batch, Y_batch, w_batch
+    return int(batch_size * gathered + forward_backward_workspace_size(table, batch_size))
+
+
+def unflatten(flat, table):
+    """Views ``(coefs, intercepts)`` of the flat buffer: ``W`` (n_in, n_out) and ``b``
+    (n_out,) of every layer."""
+    coefs = [flat[r[W_OFF]:r[W_OFF] + r[W_LEN]].reshape(int(r[N_IN]), int(r[N_OUT]))
+             for r in table]
+    return coefs, [flat[r[B_OFF]:r[B_OFF] + r[B_LEN]] for r in table]
+
+
+def init_params(table, activation, random_state, dtype):
+    """Glorot-uniform initialisation, drawn exactly as scikit-learn's MLP does.
+
+    Every weight and bias is uniform in [-r, r], r = sqrt(f / (fan_in + fan_out)), with
+    f = 2 for the logistic activation and 6 otherwise; layers drawn in order, weights
+    before biases, from ``random_state`` (a np.random.RandomState). ``activation`` is one
+    name for every layer, or a list with one name per layer.
+    """
+    names = [activation] * len(table) if isinstance(activation, str) else activation
+    flat = np.empty(n_params(table), dtype=dtype)
+    for W, b, name in zip(*unflatten(flat, table), names):
+        bound = np.sqrt((2.0 if name == "logistic" else 6.0) / sum(W.shape))
+        W[...] = random_state.uniform(-bound, bound, W.shape)
+        b[...] = random_state.uniform(-bound, bound, b.shape)
+    return flat
