@@ -223,6 +223,9 @@ def _plot_truth_table(plt, runs, lr, plot_dir):
 
 LINE_SLOPE, LINE_INTERCEPT = 0.8, 3.0
 OUTLIER_LOSSES = ("squared_error", "huber", "absolute_error")
+# a loss value is a float64 mean of 40 terms: differences below this many ulps of the
+# minimum are rounding, not progress
+ROUNDING_ULPS = 64
 
 
 def line_with_outliers(seed=0):
@@ -240,25 +243,44 @@ def line_with_outliers(seed=0):
 def fit_line(x, y, loss, *, solver="sgd", epochs=300, lr=0.1, delta=2.0):
     """A line y = a x + b fitted with ``loss``: a pipeline StandardScaler -> MLPRegressor
     without hidden layers; "sgd" is full-batch gradient descent with a fixed step and no
-    momentum (every epoch is one step), "lbfgs" finds the loss's minimum."""
+    momentum (every epoch is one step), "lbfgs" finds the loss's minimum.
+
+    Returns the fitted pipeline and, for "sgd", the line after every epoch: an (epochs, 2)
+    array of (slope, intercept) in x's units (None for "lbfgs")."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from ._estimators import MLPRegressor
 
+    X = x.reshape(-1, 1)
+    scaler = StandardScaler().fit(X)
     mlp = MLPRegressor(loss=loss, delta=delta, hidden_layer_sizes=(), alpha=0.0,
                        random_state=0)
-    if solver == "sgd":
-        mlp.set_params(solver="sgd", momentum=0.0, batch_size=len(x), learning_rate_init=lr,
-                       max_iter=epochs, tol=0.0, n_iter_no_change=np.inf)
-    else:
-        mlp.set_params(solver="lbfgs", max_iter=10_000, tol=1e-12)
-    model = make_pipeline(StandardScaler(), mlp)
+    lines = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # fixed epochs, on purpose
-        model.fit(x.reshape(-1, 1), y)
-    return model
+        if solver == "sgd":
+            mlp.set_params(solver="sgd", momentum=0.0, batch_size=len(x),
+                           learning_rate_init=lr, tol=0.0, n_iter_no_change=np.inf)
+            Xs = scaler.transform(X)
+            lines = np.empty((epochs, 2))
+            for epoch in range(epochs):  # one step per partial_fit, to record every line
+                mlp.partial_fit(Xs, y)
+                w, b = mlp.coefs_[0][0, 0], mlp.intercepts_[0][0]
+                lines[epoch] = w / scaler.scale_[0], b - w * scaler.mean_[0] / scaler.scale_[0]
+        else:
+            mlp.set_params(solver="lbfgs", max_iter=10_000, tol=1e-12)
+            mlp.fit(scaler.transform(X), y)
+    return make_pipeline(scaler, mlp), lines
+
+
+def _settled(remaining, floor):
+    """The first epoch from which ``remaining`` stays at or below ``floor``, or None."""
+    above = np.flatnonzero(remaining > floor)
+    if len(above) == 0:
+        return 0
+    return int(above[-1]) + 1 if above[-1] + 1 < len(remaining) else None
 
 
 def outliers(epochs=300, lr=0.1, delta=2.0, out=print, plot_dir=None):
@@ -272,29 +294,53 @@ def outliers(epochs=300, lr=0.1, delta=2.0, out=print, plot_dir=None):
     out(f"{'(true line)':<18}{LINE_SLOPE:>7.3f}{LINE_INTERCEPT:>11.3f}")
     fits = {}
     for loss in OUTLIER_LOSSES:
-        model = fit_line(x, y, loss, epochs=epochs, lr=lr, delta=delta)
-        best = fit_line(x, y, loss, solver="lbfgs", delta=delta)
+        model, lines = fit_line(x, y, loss, epochs=epochs, lr=lr, delta=delta)
+        best = fit_line(x, y, loss, solver="lbfgs", delta=delta)[0]
         mlp = model[-1]
-        curve = np.asarray(mlp.loss_curve_)
+        curve = np.asarray(mlp.loss_curve_)  # curve[i]: the loss after i steps
         minimum = min(best[-1].loss_, curve.min())
         # fraction of the way from the starting loss down to the loss's minimum still to go
         remaining = (curve - minimum) / (curve[0] - minimum)
         to_99 = int(np.argmax(remaining <= 0.01)) if np.any(remaining <= 0.01) else None
-        line = model.predict(np.array([[0.0], [1.0]]))
-        slope, intercept = float(line[1] - line[0]), float(line[0])
+        floor = ROUNDING_ULPS * np.finfo(np.float64).eps * abs(minimum) / (curve[0] - minimum)
+        # epochs whose step raised the loss by more than rounding
+        rises = np.flatnonzero(np.diff(curve) > floor * (curve[0] - minimum)) + 1
+        best_line = best.predict(np.array([[0.0], [1.0]]))
+        slope, intercept = (float(v) for v in lines[-1])
         inlier_mae = float(np.mean(np.abs(model.predict(x[~bad].reshape(-1, 1)) - y[~bad])))
         fits[loss] = dict(model=model, slope=slope, intercept=intercept, curve=curve,
                           minimum=minimum, remaining=remaining, epochs_to_99=to_99,
-                          inlier_mae=inlier_mae)
+                          inlier_mae=inlier_mae, slopes=lines[:, 0], intercepts=lines[:, 1],
+                          best_slope=float(best_line[1] - best_line[0]), floor=floor,
+                          settled=_settled(remaining, floor), rises=rises)
         name = f"huber (delta {delta:g})" if loss == "huber" else loss
         out(f"{name:<18}{slope:>7.3f}{intercept:>11.3f}{inlier_mae:>12.3f}{curve[0]:>12.3f}"
             f"{curve[-1]:>12.4f}{to_99 if to_99 is not None else '-':>15}")
     out("   epochs to 99%: epochs until the loss has covered 99% of the way from its start "
         "to its minimum (found by L-BFGS). Squared error's gradient grows with the "
-        "residual, so it takes the largest steps; absolute error's is a sign, one fixed "
-        f"step per epoch; Huber's is the residual clipped at delta = {delta:g}. The squared "
-        "error line tilts toward the outliers; Huber and absolute error stay with the "
-        "other 35 points.")
+        "residual, so it takes the largest steps and gets there first, but its minimum is "
+        "the line the outliers pull down; Huber's is the residual clipped at delta = "
+        f"{delta:g}, so the outliers pull no harder than a point {delta:g} off the line; "
+        "Huber and absolute error stay with the other 35 points.")
+    names = {"squared_error": "squared error", "huber": "Huber"}
+    smooth = [k for k in names if not len(fits[k]["rises"]) and fits[k]["settled"]]
+    if smooth:
+        which = " and ".join(names[k] for k in smooth)
+        out(f"   {which[0].upper()}{which[1:]} fall{'s' if len(smooth) == 1 else ''} at every "
+            "epoch and reach their minima to rounding ("
+            + ", ".join(f"{names[k]} from epoch {fits[k]['settled']}" for k in smooth) + ").")
+    ab = fits["absolute_error"]
+    if len(ab["rises"]):
+        tail = ab["remaining"][ab["rises"][0]:]
+        teeth = 1 + int(np.sum(np.diff(ab["rises"]) > 1))
+        out(f"   Absolute error never settles: its gradient, the mean of sign(residual) x, "
+            "does not shrink near the minimum (a kink where the line passes through 2 of "
+            "the points), so the constant step overshoots, a point crosses the line and "
+            f"the sign flips back. From epoch {ab['rises'][0]} the loss rises in "
+            f"{len(ab['rises'])} of the last {len(tail)} epochs ({teeth} teeth of a "
+            f"saw-tooth {tail.min():.1g} to {tail.max():.1g} of the way above its minimum), "
+            f"and the slope ends {abs(ab['slope'] - ab['best_slope']):.1g} from its optimum "
+            f"{ab['best_slope']:.3f} (a smaller lr circles closer, more slowly).")
     path = None
     if plot_dir is not None and (plt := _pyplot()) is not None:
         path = _plot_outliers(plt, x, y, bad, fits, delta, lr, plot_dir)
@@ -302,10 +348,12 @@ def outliers(epochs=300, lr=0.1, delta=2.0, out=print, plot_dir=None):
 
 
 def _plot_outliers(plt, x, y, bad, fits, delta, lr, plot_dir):
+    from matplotlib.ticker import LogLocator
+
     colors = {"squared_error": "tab:red", "huber": "tab:green", "absolute_error": "tab:purple"}
     names = {"squared_error": "squared error", "huber": f"Huber (delta {delta:g})",
              "absolute_error": "absolute error"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(17, 5.2))
     left.scatter(x[~bad], y[~bad], color="tab:blue", s=18, label="points")
     left.scatter(x[bad], y[bad], color="black", marker="x", s=40, label="outliers")
     grid = np.linspace(0, 10, 2)
@@ -316,22 +364,50 @@ def _plot_outliers(plt, x, y, bad, fits, delta, lr, plot_dir):
                   label=f"{names[loss]}: {fit['slope']:.2f} x + {fit['intercept']:.2f}")
     left.set_xlabel("x")
     left.set_ylabel("y")
-    left.set_title("Fitted lines")
+    left.set_title("Fitted lines after the last epoch")
     left.legend(fontsize="small")
+
     for loss, fit in fits.items():
-        steps = np.arange(len(fit["curve"]))  # loss_curve_[i]: the loss after i steps
-        right.plot(steps, np.maximum(fit["remaining"], 1e-5), color=colors[loss],
-                   label=f"{names[loss]}: {fit['curve'][0]:.2f} -> {fit['minimum']:.2f}"
-                         + (f", 99% by epoch {fit['epochs_to_99']}" if fit["epochs_to_99"] else ""))
-    right.axhline(0.01, color="gray", linewidth=0.8, linestyle=":")
+        done = np.arange(1, len(fit["slopes"]) + 1)  # slopes[i]: the line after i + 1 steps
+        middle.plot(done, fit["slopes"], color=colors[loss],
+                    label=f"{names[loss]}: {fit['slope']:.2f} (its optimum "
+                          f"{fit['best_slope']:.2f})")
+    middle.axhline(LINE_SLOPE, color="gray", linestyle=":", label=f"true slope {LINE_SLOPE:g}")
+    middle.set_xlabel("epochs done (one full-batch gradient step each)")
+    middle.set_ylabel("slope of the fitted line")
+    middle.set_title("Slope: squared error gets there first, to the wrong line")
+    middle.legend(fontsize="small", loc="lower right")
+
+    for loss, fit in fits.items():
+        # loss_curve_[i]: the loss after i steps; stop a curve where only rounding is left
+        end = len(fit["remaining"]) if fit["settled"] is None else max(fit["settled"], 1)
+        steps = np.arange(end)
+        if fit["settled"] is not None:
+            note = f"at its minimum, to rounding, by epoch {fit['settled']}"
+        elif len(fit["rises"]):
+            note = f"saw-tooth from epoch {fit['rises'][0]} on"
+        else:
+            note = "still falling"
+        right.plot(steps, fit["remaining"][:end], color=colors[loss], marker="o",
+                   markevery=[end - 1], markersize=4, label=f"{names[loss]}: {note}")
+    right.axhline(0.01, color="gray", linewidth=0.8, linestyle=":",
+                  label="1% left (the table's 'epochs to 99%')")
     right.set_yscale("log")
-    right.set_ylim(1e-5, 1.5)
+    right.set_ylim(top=1e4)  # headroom for the legend, above the curves
+    right.yaxis.set_major_locator(LogLocator(base=100.0))  # 1 is a tick
+    ab = fits.get("absolute_error")
+    if ab is not None and len(ab["rises"]):
+        tooth = ab["rises"][len(ab["rises"]) // 2]
+        right.annotate("sign gradient,\nconstant step:\novershoots the\nkink, circles it",
+                       xy=(tooth, ab["remaining"][tooth]), xytext=(tooth + 25, 1e-10),
+                       fontsize="small", ha="center",
+                       arrowprops=dict(arrowstyle="->", color=colors["absolute_error"]))
     right.set_xlabel("epochs done (one full-batch gradient step each)")
-    right.set_ylabel("(loss - minimum) / (start - minimum)")
-    right.set_title(f"Loss curves, each scaled to its own start and minimum (lr {lr:g})")
-    right.legend(fontsize="small")
-    fig.suptitle("2. Squared error falls fastest but follows the outliers; "
-                 "Huber and absolute error resist them")
+    right.set_ylabel("(loss - its minimum) / (start loss - its minimum)")
+    right.set_title(f"Loss curves, scaled to each one's start and minimum (lr {lr:g})")
+    right.legend(fontsize="small", loc="upper right")
+    fig.suptitle("2. Squared error converges fastest, to the line the outliers pull down; "
+                 "Huber and absolute error are slower and stay with the other 35 points")
     fig.tight_layout()
     return _save(fig, plot_dir, "outliers")
 
