@@ -1,6 +1,6 @@
 """Cold start: from process start to the end of the first training epoch, per backend.
 
-    python -m bench.cold_start [--quick] [--repeats N] [--dtype float64] [--out DIR]
+    python -m fastnn.bench.cold_start [--quick] [--repeats N] [--dtype float64] [--out DIR]
 
 For each fastnn backend with ``train_epoch``, a fresh ``python`` subprocess does
 ``import fastnn``, imports the backend's kernels, loads digits (from a .npy file written
@@ -14,7 +14,8 @@ two runs show the run-to-run spread (and the OS file cache). A ``python -c "impo
 numpy"`` row gives the floor. Medians over --repeats (--quick: 1). Writes cold_start.json to --out.
 
 For final figures, on a quiet machine, unset the OpenBLAS overrides for that command alone
-(see bench.compare): ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.cold_start``.
+(see fastnn.bench.compare):
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m fastnn.bench.cold_start``.
 """
 
 import argparse
@@ -29,10 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import report
-from bench.workloads import BACKENDS, WORKLOADS, backend_status, load
-
-REPO = Path(__file__).resolve().parent.parent
+from . import report
+from .workloads import BACKENDS, WORKLOADS, backend_status, load
 
 # Runs in the child. Times are relative to the child's first line (after interpreter start).
 CHILD = r"""
@@ -46,7 +45,7 @@ from fastnn._backends import get_kernels
 backend, data_path = sys.argv[1], sys.argv[2]
 get_kernels(backend)
 t_kernels = time.perf_counter()
-from bench.workloads import WORKLOADS, Data, FastnnTrainer
+from fastnn.bench.workloads import WORKLOADS, Data, FastnnTrainer
 arrays = np.load(data_path)
 trainer = FastnnTrainer(backend, WORKLOADS["digits"], Data(*(arrays[k] for k in ("X", "y", "Y", "w"))))
 t_build = time.perf_counter()
@@ -58,10 +57,11 @@ print(json.dumps({"import_fastnn": t_import - t0, "import_kernels": t_kernels - 
 """
 
 
-def run(argv, env):
-    """Wall seconds from process start to exit, and the child's JSON report (if any)."""
+def run(argv, env, cwd):
+    """Wall seconds from process start to exit, and the child's JSON report (if any).
+    ``cwd``: a neutral folder, so the child imports the installed fastnn."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode:
         raise RuntimeError(f"{argv[:3]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -70,7 +70,7 @@ def run(argv, env):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m bench.cold_start", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m fastnn.bench.cold_start", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="one repeat (the same as --repeats 1)")
     p.add_argument("--repeats", type=int, default=3, help="fresh cache folders per backend (default 3)")
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"))
@@ -89,7 +89,7 @@ def main(argv=None):
         np.savez(data_path, X=data.X, y=data.y, Y=data.Y, w=data.sample_weight)
 
         base_env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-        floor = [run([sys.executable, "-c", "import numpy"], base_env)[0] for _ in range(args.repeats)]
+        floor = [run([sys.executable, "-c", "import numpy"], base_env, tmp)[0] for _ in range(args.repeats)]
         rows.append({"impl": "python -c 'import numpy'", "first_s": statistics.median(floor),
                      "second_s": None})
 
@@ -98,8 +98,8 @@ def main(argv=None):
             for r in range(args.repeats):
                 env = dict(base_env, NUMBA_CACHE_DIR=tempfile.mkdtemp(prefix=f"numba-{r}-", dir=tmp))
                 argv = [sys.executable, "-c", CHILD, backend, str(data_path)]
-                first.append(run(argv, env))
-                second.append(run(argv, env))
+                first.append(run(argv, env, tmp))
+                second.append(run(argv, env, tmp))
                 print(f"  {backend:<7} repeat {r}: {first[-1][0]:.2f} s then {second[-1][0]:.2f} s",
                       file=sys.stderr)
             row = {"impl": f"fastnn {backend}", "backend": backend,

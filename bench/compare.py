@@ -1,18 +1,27 @@
 """Training speed side by side: fastnn's train_epoch backends, scikit-learn, PyTorch.
 
-    python -m bench.compare [--quick | --full] [--workloads tiny,digits,mid,big]
-                            [--impls numba,cython,numpy,sklearn,torch] [--threads best|1|all]
-                            [--epochs N] [--repeats N] [--out DIR]
+    python -m fastnn.bench.compare [--quick | --full] [--workloads tiny,digits,mid,big]
+                                   [--impls numba,cython,numpy,sklearn,torch]
+                                   [--dtypes float32,float64] [--threads best|1|all]
+                                   [--epochs N] [--repeats N] [--out DIR]
 
 Prints one table and writes ``compare.json`` and ``compare.png`` (matplotlib is optional:
-without it the chart is skipped with a message) into ``--out`` (default bench/results/).
+without it the chart is skipped with a message) into ``--out`` (default ./fastnn-bench,
+in the current folder). ``fastnn bench`` runs the same functions with the quick preset:
+
+    plan = compare.plan(preset="quick", workloads="tiny", impls="cython,sklearn")
+    results = compare.run(plan, progress=None)    # progress(row, done, total) per row
+    compare.finish(results, "fastnn-bench")       # table, compare.json, compare.png
+
+``plan`` checks the selection and lists the rows it will time (and what it skips, why);
+``run`` times them and returns the results as data (what compare.json holds).
 
 Rows: each fastnn backend that has ``train_epoch`` here (numba, cython, the numpy
 reference; backends without it are listed as skipped), scikit-learn's MLPClassifier
 (solver adam, relu, alpha 1e-4, shuffle, the workload's batch_size, max_iter = E,
 tol = 0 and a huge n_iter_no_change so it never stops early, ConvergenceWarning
-silenced) and eager PyTorch on the CPU when installed (see bench.workloads). float32 and
-float64; workloads in bench.workloads.
+silenced) and eager PyTorch on the CPU when installed (see fastnn.bench.workloads).
+float32 and float64; the workloads are those of fastnn.bench.workloads.
 
 What is timed: a fit of E epochs from fresh weights, end to end (for fastnn: init +
 E train_epoch calls with a fresh permutation each; for scikit-learn: ``fit``; for torch:
@@ -41,7 +50,7 @@ set (this workplace sets them on some CPUs for old OpenBLAS builds; they slow a 
 numpy), unset both together for that command alone, never globally, and check in the
 JSON's machine.blas which kernel ('architecture') OpenBLAS then runs:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.compare --full
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m fastnn.bench.compare --full
 """
 
 import argparse
@@ -49,12 +58,13 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench import report
-from bench.workloads import (
+from . import report
+from .workloads import (
     ALPHA,
     BACKENDS,
     BETA1,
@@ -64,6 +74,7 @@ from bench.workloads import (
     LEARNING_RATE,
     FastnnTrainer,
     TorchTrainer,
+    Workload,
     all_threads,
     backend_status,
     limit_threads,
@@ -84,8 +95,107 @@ PRESETS = {
 IMPLS = (*BACKENDS, "sklearn", "torch")  # torch last: its OpenMP threads spin after use
 LABELS = {"numba": "fastnn numba", "cython": "fastnn cython", "numpy": "fastnn numpy (ref)",
           "sklearn": "scikit-learn", "torch": "torch eager"}
+THREADS = ("best", "1", "all")
 GEMM_SIZE = 1024
 GIVE_UP = 3.0  # a thread setting whose fit takes 3x the best median so far stops timing
+
+
+@dataclass(frozen=True)
+class Row:
+    """One planned row: ``impl`` on ``workload`` in ``dtype``, fits of ``epochs`` epochs."""
+
+    impl: str
+    workload: Workload
+    dtype: str
+    epochs: int
+
+    @property
+    def label(self):
+        return LABELS[self.impl]
+
+    @property
+    def steps(self):
+        return self.epochs * self.workload.n_batches
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``run`` will time: the rows in order, and what it skips (with the reason)."""
+
+    preset: str
+    threads: str  # "best", "1" or "all"
+    thread_counts: tuple  # the BLAS thread counts each row is timed with
+    repeats: int
+    peak_repeats: int
+    workloads: tuple  # of Workload, in table order
+    dtypes: tuple
+    epochs: dict  # workload name -> epochs per timed fit
+    rows: tuple  # of Row
+    skipped: tuple  # of {"impl", "reason"[, "workload"]}
+
+
+def _names(value, what, known):
+    """A comma-separated string or a sequence of names, each one of ``known``."""
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value)]
+    names = [n for n in names if n]
+    if unknown := [n for n in names if n not in known]:
+        raise ValueError(f"unknown {what} {unknown}; expected some of {','.join(known)}")
+    if not names:
+        raise ValueError(f"no {what} given; expected some of {','.join(known)}")
+    return names
+
+
+def _count(value, what):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def plan(*, preset="default", workloads="all", impls=IMPLS, dtypes=DTYPES, threads="best",
+         epochs=None, repeats=None):
+    """Check a selection and list the rows ``run`` will time, in order.
+
+    ``workloads``, ``impls`` and ``dtypes`` are comma-separated strings or sequences of
+    names (``workloads="all"``: every one); ``threads`` is "best" (1 thread and all
+    cores, the faster kept), "1" or "all"; ``epochs`` and ``repeats`` override the
+    preset's ("quick", "default" or "full"). A row per implementation x workload x dtype
+    that can run here; fastnn backends without ``train_epoch``, torch when it is not
+    installed and the rows the preset leaves out are in ``skipped`` with the reason.
+    Raises ValueError naming an unknown name or a bad count. Times nothing.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {','.join(PRESETS)}")
+    if threads not in THREADS:
+        raise ValueError(f"unknown threads {threads!r}; expected one of {','.join(THREADS)}")
+    settings = PRESETS[preset]
+    chosen = select_workloads(workloads if isinstance(workloads, str) else ",".join(workloads))
+    impls = _names(impls, "implementation(s)", IMPLS)
+    dtypes = tuple(d for d in DTYPES if d in _names(dtypes, "dtype(s)", DTYPES))
+    epochs, repeats = _count(epochs, "epochs"), _count(repeats, "repeats")
+
+    skipped, status = [], backend_status()
+    for name, reason in status.items():
+        if name in impls and reason:
+            skipped.append({"impl": name, "reason": reason})
+    if "torch" in impls and not torch_available():
+        skipped.append({"impl": "torch", "reason": "torch is not installed"})
+    rows = []
+    for impl in (i for i in IMPLS if i in impls and not any(s["impl"] == i for s in skipped)):
+        for w in chosen:
+            if (impl, w.name) in settings["skip"]:
+                # "the quick preset": `fastnn bench` runs it without a --quick option; --full
+                # means the same in both command lines
+                skipped.append({"impl": impl, "workload": w.name,
+                                "reason": f"the {preset} preset skips it (--full runs it)"})
+                continue
+            rows += [Row(impl, w, d, epochs or settings["epochs"][w.name]) for d in dtypes]
+    n_all = all_threads()
+    return Plan(preset=preset, threads=threads,
+                thread_counts=tuple({"best": sorted({1, n_all}), "1": [1], "all": [n_all]}[threads]),
+                repeats=repeats or settings["repeats"], peak_repeats=settings["peak_repeats"],
+                workloads=tuple(chosen), dtypes=dtypes,
+                epochs={w.name: epochs or settings["epochs"][w.name] for w in chosen},
+                rows=tuple(rows), skipped=tuple(skipped))
 
 
 class _SklearnFit:
@@ -117,6 +227,40 @@ def time_fits(runner, epochs, repeats, give_up_after=None):
     return times
 
 
+def time_row(row, thread_counts, repeats):
+    """Time one planned ``row`` with each BLAS thread count; its result as a dict (the
+    faster thread count's figures, every count's in ``per_threads``)."""
+    w = row.workload
+    runner = make_runner(row.impl, w, load(w.name, row.dtype))
+    per_threads, best = {}, None
+    for i, t in enumerate(thread_counts):
+        with limit_threads(t):
+            if i == 0:
+                runner.fit(1)  # untimed: compilation and first-call costs
+            times = time_fits(runner, row.epochs, repeats, best and GIVE_UP * best)
+        best = min(best or np.inf, statistics.median(times))
+        per_threads[t] = {"seconds": times, "us_per_step": 1e6 * statistics.median(times) / row.steps,
+                          "gave_up": len(times) < repeats}
+    threads = min(per_threads, key=lambda t: per_threads[t]["us_per_step"])
+    median_s = statistics.median(per_threads[threads]["seconds"])
+    return {
+        "workload": w.name, "dtype": row.dtype, "impl": row.impl, "label": row.label,
+        "threads": threads, "epochs": row.epochs, "steps": row.steps, "repeats": repeats,
+        "us_per_step": per_threads[threads]["us_per_step"],
+        "us_per_step_min": 1e6 * min(per_threads[threads]["seconds"]) / row.steps,
+        "gflops": row.epochs * w.gemm_flops_per_epoch / median_s / 1e9,
+        "per_threads": per_threads,
+    }
+
+
+def row_line(result):
+    """One line for a timed row: ``  fastnn cython  tiny  float64: 1 thread 8.7 us/step``."""
+    times = ", ".join(f"{t} thread{'s' if t > 1 else ''} {p['us_per_step']:.1f} us/step"
+                      + (" (gave up)" if p["gave_up"] else "")
+                      for t, p in result["per_threads"].items())
+    return f"  {result['label']:<20} {result['workload']:<7} {result['dtype']}: {times}"
+
+
 def gemm_peak(dtype, threads, repeats, n=GEMM_SIZE):
     """GFLOP/s of numpy.matmul on two n x n matrices (best of ``repeats``), and scipy's
     BLAS gemm likewise (the compiled kernels call scipy's BLAS, which may be another build)."""
@@ -143,138 +287,98 @@ def gemm_peak(dtype, threads, repeats, n=GEMM_SIZE):
                 "scipy_blas_gemm": best(lambda: gemm(1.0, aT, bT))}
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="smoke run, about 2-3 minutes on 2 cores")
-    mode.add_argument("--full", action="store_true", help="every row, more epochs and repeats")
-    p.add_argument("--workloads", default="all", help="comma-separated names or 'all' (default)")
-    p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {','.join(IMPLS)}")
-    p.add_argument("--dtypes", default=",".join(DTYPES), help="float32,float64 (default both)")
-    p.add_argument("--threads", default="best", choices=("best", "1", "all"),
-                   help="time with 1 thread, all cores, or both and keep the faster (default)")
-    p.add_argument("--epochs", type=int, help="epochs per timed fit (overrides the preset)")
-    p.add_argument("--repeats", type=int, help="timed fits per row (overrides the preset)")
-    p.add_argument("--out", type=Path, default=report.DEFAULT_OUT,
-                   help="output folder (default %(default)s, the checkout's bench/results)")
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    preset_name = "quick" if args.quick else "full" if args.full else "default"
-    preset = PRESETS[preset_name]
-    workloads = select_workloads(args.workloads)
-    dtypes = [d.strip() for d in args.dtypes.split(",")]
-    impls = [i.strip() for i in args.impls.split(",")]
-    if unknown := [i for i in impls if i not in IMPLS] + [d for d in dtypes if d not in DTYPES]:
-        raise SystemExit(f"unknown implementation or dtype: {unknown}")
-    n_all = all_threads()
-    thread_counts = {"best": sorted({1, n_all}), "1": [1], "all": [n_all]}[args.threads]
-    repeats = args.repeats or preset["repeats"]
-
-    skipped, status = [], backend_status()
-    for name, reason in status.items():
-        if name in impls and reason:
-            skipped.append({"impl": name, "reason": reason})
-    if "torch" in impls and not torch_available():
-        skipped.append({"impl": "torch", "reason": "torch is not installed"})
-    runnable = [i for i in IMPLS if i in impls and not any(s["impl"] == i for s in skipped)]
-    if note := report.openblas_env_note():
-        print(note, file=sys.stderr)
-
+def run(plan, progress=None):
+    """Time every row of ``plan`` (from ``plan()``); returns the results as data, what
+    compare.json holds: ``rows`` (one dict per row, in table order, with us_per_step,
+    gflops, pct_peak, speedup_vs_sklearn, per_threads), ``skipped``, ``settings``, the
+    GEMM peaks and the machine. ``progress(result, done, total)``, when given, is called
+    after each row is timed, once per row (``result``: that row's dict, before the
+    % peak and speedup columns, which need every row and the final peak). Prints nothing.
+    """
     started = time.perf_counter()
     load_before = os.getloadavg()
-    peaks_start = {d: {t: gemm_peak(d, t, preset["peak_repeats"]) for t in thread_counts} for d in dtypes}
+    counts = plan.thread_counts
 
+    def peaks():
+        return {d: {t: gemm_peak(d, t, plan.peak_repeats) for t in counts} for d in plan.dtypes}
+
+    peaks_start = peaks()
     rows = []
-    for impl in runnable:
-        for w in workloads:
-            if (impl, w.name) in preset["skip"]:
-                # "the quick preset": `fastnn bench` runs it without a --quick option; --full
-                # means the same in both command lines
-                skipped.append({"impl": impl, "workload": w.name,
-                                "reason": f"the {preset_name} preset skips it (--full runs it)"})
-                continue
-            epochs = args.epochs or preset["epochs"][w.name]
-            steps = epochs * w.n_batches
-            for dtype in dtypes:
-                runner = make_runner(impl, w, load(w.name, dtype))
-                per_threads, best = {}, None
-                for i, t in enumerate(thread_counts):
-                    with limit_threads(t):
-                        if i == 0:
-                            runner.fit(1)  # untimed: compilation and first-call costs
-                        times = time_fits(runner, epochs, repeats, best and GIVE_UP * best)
-                    best = min(best or np.inf, statistics.median(times))
-                    per_threads[t] = {"seconds": times, "us_per_step": 1e6 * statistics.median(times) / steps,
-                                      "gave_up": len(times) < repeats}
-                    print(f"  {LABELS[impl]:<20} {w.name:<7} {dtype} {t} thread(s): "
-                          f"{per_threads[t]['us_per_step']:9.1f} us/step", file=sys.stderr)
-                threads = min(per_threads, key=lambda t: per_threads[t]["us_per_step"])
-                median_s = statistics.median(per_threads[threads]["seconds"])
-                gflops = epochs * w.gemm_flops_per_epoch / median_s / 1e9
-                rows.append({
-                    "workload": w.name, "dtype": dtype, "impl": impl, "label": LABELS[impl],
-                    "threads": threads, "epochs": epochs, "steps": steps, "repeats": repeats,
-                    "us_per_step": per_threads[threads]["us_per_step"],
-                    "us_per_step_min": 1e6 * min(per_threads[threads]["seconds"]) / steps,
-                    "gflops": gflops,
-                    "per_threads": per_threads,
-                })
+    for done, row in enumerate(plan.rows, 1):
+        rows.append(time_row(row, counts, plan.repeats))
+        if progress is not None:
+            progress(rows[-1], done, len(plan.rows))
 
     # The peak is taken at the start and at the end, best of both: load from other
     # processes depresses it, and a depressed peak would inflate every row's % peak.
-    peaks_end = {d: {t: gemm_peak(d, t, preset["peak_repeats"]) for t in thread_counts} for d in dtypes}
-    peaks = {d: {t: {k: max(peaks_start[d][t][k], peaks_end[d][t][k]) for k in peaks_start[d][t]}
-                 for t in thread_counts} for d in dtypes}
+    peaks_end = peaks()
+    best_peaks = {d: {t: {k: max(peaks_start[d][t][k], peaks_end[d][t][k]) for k in peaks_start[d][t]}
+                      for t in counts} for d in plan.dtypes}
     for r in rows:
-        r["pct_peak"] = 100.0 * r["gflops"] / peaks[r["dtype"]][r["threads"]]["numpy_matmul"]
-    order = {(w.name, d): i for i, (w, d) in enumerate((w, d) for w in workloads for d in dtypes)}
+        r["pct_peak"] = 100.0 * r["gflops"] / best_peaks[r["dtype"]][r["threads"]]["numpy_matmul"]
+    order = {(w.name, d): i for i, (w, d) in enumerate((w, d) for w in plan.workloads for d in plan.dtypes)}
     rows.sort(key=lambda r: (order[r["workload"], r["dtype"]], IMPLS.index(r["impl"])))
     for r in rows:
         base = next((s for s in rows if s["impl"] == "sklearn" and s["workload"] == r["workload"]
                      and s["dtype"] == r["dtype"]), None)
         r["speedup_vs_sklearn"] = base["us_per_step"] / r["us_per_step"] if base else None
 
-    columns = [("workload", "workload", None), ("dtype", "dtype", None), ("label", "implementation", None),
-               ("threads", "thr", "{}"), ("us_per_step", "us/step", "{:.1f}"), ("gflops", "GFLOP/s", "{:.2f}"),
-               ("pct_peak", "% peak", "{:.1f}"), ("speedup_vs_sklearn", "x sklearn", "{:.2f}")]
-    print(report.table(rows, columns))
-    print("\nGEMM peak (numpy.matmul 1024x1024, GFLOP/s): " + "; ".join(
-        f"{d} " + ", ".join(f"{t} thr {p['numpy_matmul']:.1f}" for t, p in peaks[d].items()) for d in dtypes))
-    if any(r["pct_peak"] > 100 for r in rows):
-        print("warning: rows above 100% of the GEMM peak: the machine was busier while the peak "
-              "was measured than during those rows (a noisy run)")
-
-    payload = report.save(
-        args.out, "compare", {
-            "preset": preset_name, "repeats": repeats, "threads": args.threads,
-            "thread_counts": thread_counts, "dtypes": dtypes,
-            "epochs": {w.name: args.epochs or preset["epochs"][w.name] for w in workloads},
-            "workloads": {w.name: {"n_samples": w.n_samples, "n_features": w.n_features,
-                                   "n_classes": w.n_classes, "hidden": w.hidden,
-                                   "batch_size": w.batch_size, "n_batches": w.n_batches,
-                                   "gemm_flops_per_epoch": w.gemm_flops_per_epoch}
-                          for w in workloads},
-            "hyperparameters": {"activation": "relu", "loss": "softmax cross-entropy",
-                                "solver": "adam", "learning_rate": LEARNING_RATE, "beta1": BETA1,
-                                "beta2": BETA2, "epsilon": EPSILON, "alpha": ALPHA, "shuffle": True},
-            "timing": "median over repeats of a fit of `epochs` epochs from fresh weights, after "
-                      "one untimed 1-epoch fit; us_per_step = seconds / (epochs * n_batches)",
-            "flops": "GEMMs only, 2*m*n*k each: forward a@W per layer, backward dW = a.T@delta "
-                     "per layer, delta_prev = delta@W.T per layer but the first",
-            "peak": f"numpy.matmul {GEMM_SIZE}x{GEMM_SIZE}, same dtype, best of "
-                    f"{preset['peak_repeats']} at the start and as many at the end, per thread "
-                    "count; pct_peak uses the row's thread count",
-        }, rows, skipped,
+    settings = {
+        "preset": plan.preset, "repeats": plan.repeats, "threads": plan.threads,
+        "thread_counts": list(counts), "dtypes": list(plan.dtypes), "epochs": dict(plan.epochs),
+        "workloads": {w.name: {"n_samples": w.n_samples, "n_features": w.n_features,
+                               "n_classes": w.n_classes, "hidden": w.hidden,
+                               "batch_size": w.batch_size, "n_batches": w.n_batches,
+                               "gemm_flops_per_epoch": w.gemm_flops_per_epoch}
+                      for w in plan.workloads},
+        "hyperparameters": {"activation": "relu", "loss": "softmax cross-entropy",
+                            "solver": "adam", "learning_rate": LEARNING_RATE, "beta1": BETA1,
+                            "beta2": BETA2, "epsilon": EPSILON, "alpha": ALPHA, "shuffle": True},
+        "timing": "median over repeats of a fit of `epochs` epochs from fresh weights, after "
+                  "one untimed 1-epoch fit; us_per_step = seconds / (epochs * n_batches)",
+        "flops": "GEMMs only, 2*m*n*k each: forward a@W per layer, backward dW = a.T@delta "
+                 "per layer, delta_prev = delta@W.T per layer but the first",
+        "peak": f"numpy.matmul {GEMM_SIZE}x{GEMM_SIZE}, same dtype, best of "
+                f"{plan.peak_repeats} at the start and as many at the end, per thread "
+                "count; pct_peak uses the row's thread count",
+    }
+    return report.payload(
+        "compare", settings, rows, plan.skipped,
         load_average_at_start=load_before, wall_seconds=time.perf_counter() - started,
-        gemm_peak_gflops=peaks, gemm_peak_gflops_start_end=[peaks_start, peaks_end])
-    png = plot(rows, args.out / "compare.png", title=f"fastnn bench.compare ({preset_name}, {payload['date']})")
+        gemm_peak_gflops=best_peaks, gemm_peak_gflops_start_end=[peaks_start, peaks_end])
+
+
+COLUMNS = [("workload", "workload", None), ("dtype", "dtype", None), ("label", "implementation", None),
+           ("threads", "thr", "{}"), ("us_per_step", "us/step", "{:.1f}"), ("gflops", "GFLOP/s", "{:.2f}"),
+           ("pct_peak", "% peak", "{:.1f}"), ("speedup_vs_sklearn", "x sklearn", "{:.2f}")]
+
+
+def summary(results):
+    """The results as text: the table, the GEMM peaks, a warning for a noisy run and the
+    implementations skipped."""
+    lines = [report.table(results["rows"], COLUMNS), "",
+             "GEMM peak (numpy.matmul 1024x1024, GFLOP/s): " + "; ".join(
+                 f"{d} " + ", ".join(f"{t} thr {p['numpy_matmul']:.1f}" for t, p in by_threads.items())
+                 for d, by_threads in results["gemm_peak_gflops"].items())]
+    if any(r["pct_peak"] > 100 for r in results["rows"]):
+        lines.append("warning: rows above 100% of the GEMM peak: the machine was busier while "
+                     "the peak was measured than during those rows (a noisy run)")
+    if results["skipped"]:
+        lines.append(report.skipped_text(results["skipped"]))
+    return "\n".join(lines)
+
+
+def finish(results, out):
+    """Print ``summary(results)``, write compare.json and compare.png into the folder
+    ``out`` and say where; returns the two paths (the PNG's is None without matplotlib)."""
+    print(summary(results))
+    json_path = report.write_json(Path(out) / "compare.json", results)
+    print(f"\nwrote {json_path}")
+    png = plot(results["rows"], Path(out) / "compare.png",
+               title=f"fastnn bench.compare ({results['settings']['preset']}, {results['date']})")
     print(f"wrote {png}" if png else "matplotlib is not installed: skipped compare.png "
           "(pip install matplotlib, or fastnn's [plot] extra)")
-    return payload
+    return json_path, png
 
 
 def plot(rows, path, title):
@@ -313,6 +417,42 @@ def plot(rows, path, title):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m fastnn.bench.compare",
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smoke run, about 2-3 minutes on 2 cores")
+    mode.add_argument("--full", action="store_true", help="every row, more epochs and repeats")
+    p.add_argument("--workloads", default="all", help="comma-separated names or 'all' (default)")
+    p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {','.join(IMPLS)}")
+    p.add_argument("--dtypes", default=",".join(DTYPES), help="float32,float64 (default both)")
+    p.add_argument("--threads", default="best", choices=THREADS,
+                   help="time with 1 thread, all cores, or both and keep the faster (default)")
+    p.add_argument("--epochs", type=int, help="epochs per timed fit (overrides the preset)")
+    p.add_argument("--repeats", type=int, help="timed fits per row (overrides the preset)")
+    p.add_argument("--out", type=Path, default=report.DEFAULT_OUT,
+                   help="output folder (default ./fastnn-bench, in the current folder)")
+    return p
+
+
+def main(argv=None):
+    """The command line: plan, run (one line per row on stderr), finish. Returns the results."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        selected = plan(preset="quick" if args.quick else "full" if args.full else "default",
+                        workloads=args.workloads, impls=args.impls, dtypes=args.dtypes,
+                        threads=args.threads, epochs=args.epochs, repeats=args.repeats)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if note := report.openblas_env_note():
+        print(note, file=sys.stderr)
+    results = run(selected, progress=lambda result, done, total: print(row_line(result), file=sys.stderr))
+    finish(results, args.out)
+    return results
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from bench.workloads import DEFAULT_WORKLOADS, limit_threads, select_workloads
+from .workloads import DEFAULT_WORKLOADS, limit_threads, select_workloads
 
 
 def pytest_addoption(parser):

@@ -1,13 +1,16 @@
 """What the scikit-learn-compatible estimator costs on top of the engine, on digits.
 
-    python -m bench.estimator_speed [--epochs 20] [--repeats 7] [--out DIR]
+    python -m fastnn.bench.estimator_speed [--epochs 20] [--repeats 7] [--out DIR]
 
 Rows, per fastnn backend (and scikit-learn):
 - fit time per epoch of ``MLPClassifier(hidden_layer_sizes=(100,), max_iter=E, tol=0)``
-  against the raw engine (``train_epoch`` on preallocated buffers, bench.workloads) doing
+  against the raw engine (``train_epoch`` on preallocated buffers, fastnn.bench.workloads) doing
   the same epochs; target: the estimator within 1.2x of the engine;
 - predict on 1 row and on all 1797 rows against scikit-learn's predict; targets: 10x and
-  3x faster.
+  3x faster;
+- "small fit": a whole 1-epoch fit of ``MLPClassifier`` / ``MLPRegressor((16,))`` on 64 rows
+  x 10 features (3 classes), what cross-validation is made of, against scikit-learn's same
+  fit (backend "auto"; the two alternate within each repeat); target: at most 0.4x.
 Medians over ``--repeats``; every row measured in this one run, side by side.
 """
 
@@ -37,8 +40,35 @@ def _classifier(cls, epochs, **kw):
                n_iter_no_change=10**9, random_state=0, **kw)
 
 
+def _small_fits(repeats, number=20):
+    """Rows of the "small fit": median ms per fit, fastnn and scikit-learn side by side."""
+    from sklearn import neural_network
+
+    import fastnn
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 10))
+    targets = {"MLPClassifier": np.arange(64) % 3, "MLPRegressor": X @ rng.normal(size=10)}
+    rows = []
+    for name, y in targets.items():
+        fits = {impl: (lambda cls=getattr(module, name): cls(
+                    hidden_layer_sizes=(16,), max_iter=1, random_state=0).fit(X, y))
+                for impl, module in (("fastnn", fastnn), ("sklearn", neural_network))}
+        times = {impl: [] for impl in fits}
+        for fit in fits.values():
+            fit()  # warm up
+        for _ in range(repeats):
+            for impl, fit in fits.items():
+                times[impl].append(_median_time(fit, 1, number))
+        fastnn_ms, sklearn_ms = (statistics.median(times[i]) * 1e3 for i in fits)
+        rows.append(dict(estimator=name, fastnn_ms=fastnn_ms, sklearn_ms=sklearn_ms,
+                         ratio=fastnn_ms / sklearn_ms))
+    return rows
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fastnn.bench.estimator_speed",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=report.DEFAULT_OUT)
@@ -94,7 +124,15 @@ def main(argv=None):
         ("speedup_1", "x sklearn (1)", "{:.1f}"),
         ("speedup_all", "x sklearn (1797)", "{:.1f}"),
     ]))
-    report.save(args.out, "estimator_speed", vars(args), rows, skipped)
+    small = _small_fits(args.repeats)
+    print(f"\nsmall fit: 64 x 10, MLP (16,), 1 epoch; medians of {args.repeats} repeats")
+    print(report.table(small, [
+        ("estimator", "small fit", None),
+        ("fastnn_ms", "fastnn ms", "{:.3f}"),
+        ("sklearn_ms", "sklearn ms", "{:.3f}"),
+        ("ratio", "fastnn/sklearn", "{:.2f}"),
+    ]))
+    report.save(args.out, "estimator_speed", vars(args), rows, skipped, small_fits=small)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Peak memory of a fit on the big workload: fastnn train_epoch per backend vs scikit-learn.
 
-    python -m bench.memory [--quick] [--epochs N] [--dtypes float32,float64] [--out DIR]
+    python -m fastnn.bench.memory [--quick] [--epochs N] [--dtypes float32,float64] [--out DIR]
 
 Each measurement runs in a fresh ``python`` subprocess that imports scikit-learn or the
 fastnn backend's kernels, makes the big workload's data (50000 x 100, 10 classes, hidden
@@ -22,7 +22,8 @@ fit compiles; LLVM's memory shows in RSS), then with that cache warm. Writes mem
 to --out.
 
 For final figures, unset the OpenBLAS overrides for that command alone (see
-bench.compare): ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.memory``.
+fastnn.fastnn.bench.compare):
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m fastnn.bench.memory``.
 """
 
 import argparse
@@ -33,16 +34,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import report
-from bench.workloads import BACKENDS, DTYPES, WORKLOADS, backend_status
+from . import report
+from .workloads import BACKENDS, DTYPES, WORKLOADS, backend_status
 
-REPO = Path(__file__).resolve().parent.parent
 MIB = 2**20
 
 CHILD = r"""
 import json, resource, sys, tracemalloc
 impl, dtype, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-from bench.workloads import WORKLOADS, FastnnTrainer, load, sklearn_fit
+from fastnn.bench.workloads import WORKLOADS, FastnnTrainer, load, sklearn_fit
 if impl == "sklearn":
     import sklearn.neural_network
 else:
@@ -82,8 +82,9 @@ print(json.dumps({"before_fit": before, "fit_peak": fit_peak, "hwm_reset": hwm_r
 """
 
 
-def measure(impl, dtype, epochs, env):
-    proc = subprocess.run([sys.executable, "-c", CHILD, impl, dtype, str(epochs)], cwd=REPO,
+def measure(impl, dtype, epochs, env, cwd):
+    """One fresh process's figures; ``cwd``: a neutral folder (the installed fastnn)."""
+    proc = subprocess.run([sys.executable, "-c", CHILD, impl, dtype, str(epochs)], cwd=cwd,
                           env=env, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"{impl} {dtype} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -93,7 +94,7 @@ def measure(impl, dtype, epochs, env):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m fastnn.bench.memory", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="2 epochs instead of 3")
     p.add_argument("--epochs", type=int, help="epochs per fit (default 3, --quick 2)")
     p.add_argument("--dtypes", default=",".join(DTYPES))
@@ -116,7 +117,7 @@ def main(argv=None):
                     runs.append(("fastnn numba, cold cache (compiles)", impl))
                 runs.append((f"fastnn {impl}" if impl in BACKENDS else "scikit-learn", impl))
             for label, impl in runs:
-                got = measure(impl, dtype, epochs, env)
+                got = measure(impl, dtype, epochs, env, tmp)
                 rows.append({"impl": label, "dtype": dtype, **got,
                              **{f"{k}_mib": None if got[k] is None else got[k] / MIB for k in
                                 ("before_fit", "fit_peak", "fit_extra", "traced_peak", "lifetime_peak")}})

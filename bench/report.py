@@ -2,9 +2,11 @@
 
 ``machine()`` describes where the figures came from (CPU, cores, library versions, the
 BLAS builds threadpoolctl sees and which kernel they run, the environment variables that
-change BLAS behaviour, the load average, the git commit). ``write_json`` puts it next to
-the results (``save``: with the skipped implementations printed); ``table`` prints rows
-as a fixed-width table.
+change BLAS behaviour, the load average, the git commit of a source checkout).
+``payload`` puts it next to the results, ``write_json`` writes them (``save``: both, with
+the skipped implementations printed); ``table`` prints rows as a fixed-width table.
+Results go into ``./fastnn-bench`` of the current folder by default (``DEFAULT_OUT``),
+from a source checkout and from an installed fastnn alike.
 """
 
 import datetime
@@ -15,7 +17,9 @@ import platform
 import subprocess
 from pathlib import Path
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+# Relative: the current folder when a script runs, never the package's own folder
+# (an installed fastnn.bench may sit in a read-only site-packages).
+DEFAULT_OUT = Path("fastnn-bench")
 
 # Environment variables that change how BLAS, OpenMP or Numba behave. OPENBLAS_CORETYPE
 # and OPENBLAS_L2_SIZE may be set on this workplace's machines for old OpenBLAS builds;
@@ -46,7 +50,10 @@ def _version(package):
 
 
 def _git():
+    """The commit of the source checkout this bench runs from; None when installed."""
     root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():  # installed: a repository around site-packages is not ours
+        return None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, check=True).stdout.strip()
@@ -103,17 +110,31 @@ def write_json(path, payload):
     return path
 
 
-def save(out_dir, benchmark, settings, rows, skipped=(), **extra):
-    """Print the implementations skipped, then write ``<out_dir>/<benchmark>.json``: the
-    rows with their settings, the date and this machine (``extra``: more top-level keys)."""
+def payload(benchmark, settings, rows, skipped=(), **extra):
+    """The results as data: ``rows`` with their ``settings``, the implementations
+    ``skipped``, the date and this machine (``extra``: more top-level keys)."""
+    return {"benchmark": benchmark, "date": now(), "machine": machine(), **extra,
+            "settings": settings, "rows": rows, "skipped": list(skipped)}
+
+
+def skipped_text(skipped):
+    """One line per skipped implementation (or implementation on a workload)."""
+    lines = []
     for s in skipped:
         where = f" on {s['workload']}" if "workload" in s else ""
-        print(f"skipped {s['impl']}{where}: {s['reason']}")
-    payload = {"benchmark": benchmark, "date": now(), "machine": machine(), **extra,
-               "settings": settings, "rows": rows, "skipped": list(skipped)}
-    path = write_json(Path(out_dir) / f"{benchmark}.json", payload)
+        lines.append(f"skipped {s['impl']}{where}: {s['reason']}")
+    return "\n".join(lines)
+
+
+def save(out_dir, benchmark, settings, rows, skipped=(), **extra):
+    """Print the implementations skipped, then write ``<out_dir>/<benchmark>.json`` (see
+    ``payload``) and return its content."""
+    if skipped:
+        print(skipped_text(skipped))
+    data = payload(benchmark, settings, rows, skipped, **extra)
+    path = write_json(Path(out_dir) / f"{benchmark}.json", data)
     print(f"\nwrote {path}")
-    return payload
+    return data
 
 
 def table(rows, columns):

@@ -3,7 +3,7 @@
     python -m pytest bench/ --benchmark-only                      # tiny and digits
     python -m pytest bench/ --benchmark-only --workloads all      # + mid and big
     FASTNN_BENCH_WORKLOADS=mid,big python -m pytest bench/ --benchmark-only
-    python -m pytest bench/ --benchmark-only --benchmark-json bench/results/pytest.json
+    python -m pytest bench/ --benchmark-only --benchmark-json fastnn-bench/pytest.json
 
 Each round is exactly one ``train_epoch`` call over the whole workload (the same
 permutation every round, drawn before timing); one untimed call before timing compiles
@@ -11,7 +11,7 @@ Numba for that dtype and touches every buffer. BLAS threads are pinned (--blas-t
 default 1). Rounds follow pytest-benchmark's own options (--benchmark-min-rounds,
 --benchmark-max-time, ...). Backends without train_epoch here are skipped with the
 reason, and picked up once they have it. extra_info records steps per epoch and GEMM
-GFLOP per epoch (see bench.workloads.Workload.gemm_flops_per_epoch).
+GFLOP per epoch (see fastnn.bench.workloads.Workload.gemm_flops_per_epoch).
 
 Final figures: on a quiet machine; where OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set,
 unset both for that command alone (`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m
@@ -21,7 +21,7 @@ pytest bench/ --benchmark-only`) and check the kernel OpenBLAS runs (threadpoolc
 import numpy as np
 import pytest
 
-from bench.workloads import BACKENDS, DTYPES, FastnnTrainer, backend_status, load
+from .workloads import BACKENDS, DTYPES, FastnnTrainer, backend_status, load
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

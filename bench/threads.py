@@ -1,10 +1,10 @@
 """Two fits at once: one after the other vs in two threads, per backend (does the GIL go?).
 
-    python -m bench.threads [--workload mid] [--dtype float64] [--epochs 10] [--repeats 5]
+    python -m fastnn.bench.threads [--workload mid] [--dtype float64] [--epochs 10] [--repeats 5]
                             [--backends numba,cython,numpy] [--no-sklearn] [--out DIR]
 
 For each fastnn backend with ``train_epoch`` (and scikit-learn's MLPClassifier for
-comparison): two ``MLPClassifier`` fits on the workload's data (bench.workloads: its
+comparison): two ``MLPClassifier`` fits on the workload's data (fastnn.bench.workloads: its
 hidden layers and batch size, Adam, alpha 1e-4, exactly ``--epochs`` epochs: tol=0),
 random_state 0 and 1,
 
@@ -91,7 +91,7 @@ def measure(name, make, X, y, repeats):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m bench.threads",
+    p = argparse.ArgumentParser(prog="python -m fastnn.bench.threads",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--workload", default="mid", choices=list(workloads.WORKLOADS))
     p.add_argument("--dtype", default="float64", choices=workloads.DTYPES)

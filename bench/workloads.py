@@ -33,7 +33,7 @@ import numpy as np
 
 import fastnn.kernels as fk
 from fastnn._backends import get_kernels
-from fastnn._network import init_params, train_workspace_size
+from fastnn.kernels import layout
 
 SEED = 0
 ALPHA = 1e-4
@@ -159,17 +159,19 @@ class FastnnTrainer:
         self.kernels = get_kernels(backend)
         self.workload, self.data, self.seed = workload, data, seed
         self.dtype = data.X.dtype
-        self.sizes = np.asarray(workload.layer_sizes, np.int64)
-        # one activation code per hidden layer: relu on every one
-        self.hidden_acts = np.full(len(workload.layer_sizes) - 2, fk.RELU, np.int64)
-        self.hyper = np.array([LEARNING_RATE, BETA1, BETA2, EPSILON, 0.0], np.float64)
+        # relu on every hidden layer
+        self.table = layout.dense_table(workload.layer_sizes,
+                                        [fk.RELU] * (len(workload.layer_sizes) - 2))
+        self.config = np.zeros(fk.N_CONFIG)
+        self.config[[fk.LR, fk.BETA1, fk.BETA2, fk.EPSILON]] = LEARNING_RATE, BETA1, BETA2, EPSILON
         self.log_eps = float(np.finfo(self.dtype).eps)  # scikit-learn's clip of the log-loss
-        self.work = np.empty(train_workspace_size(workload.layer_sizes, workload.batch_size), self.dtype)
+        self.work = np.empty(layout.train_workspace_size(self.table, workload.batch_size),
+                             self.dtype)
         self.reset()
 
     def reset(self):
         self.random_state = np.random.RandomState(self.seed)
-        self.params = init_params(self.workload.layer_sizes, "relu", self.random_state, self.dtype)
+        self.params = layout.init_params(self.table, "relu", self.random_state, self.dtype)
         self.state = np.zeros((2, self.params.size), self.dtype)
         self.grads = np.zeros_like(self.params)
         self.step = 0
@@ -183,9 +185,9 @@ class FastnnTrainer:
             perm = self.permutation()
         d = self.data
         loss_sum, penalty_sum, self.step, nonfinite = self.kernels.train_epoch(
-            d.X, d.Y, d.sample_weight, perm, self.workload.batch_size, self.params, self.sizes,
-            self.hidden_acts, 0.0, fk.SOFTMAX_CROSS_ENTROPY, self.log_eps, ALPHA, fk.ADAM, self.hyper,
-            self.state, self.step, self.grads, self.work)
+            d.X, d.Y, d.sample_weight, perm, self.workload.batch_size, self.params, self.table,
+            fk.SOFTMAX_CROSS_ENTROPY, self.log_eps, ALPHA, fk.ADAM, self.config, self.state,
+            self.step, self.grads, self.work)
         if nonfinite:
             raise FloatingPointError(f"non-finite loss on {self.workload.name}: the timing would be meaningless")
         return (loss_sum + penalty_sum) / self.workload.n_samples

@@ -110,22 +110,22 @@ def build_parser():
 
     bench = sub.add_parser(
         "bench", help="fastnn vs scikit-learn (and PyTorch if installed): time per step",
-        description="The side-by-side benchmark (bench.compare in the source checkout), "
-                    "with quick settings (a few minutes on 2 cores) unless --full. "
-                    "Prints a table and writes compare.json and compare.png into --out "
-                    "(default ./fastnn-bench, in the current folder).")
+        description="The side-by-side benchmark (fastnn.bench.compare, also "
+                    "python -m fastnn.bench.compare), with quick settings (a few minutes "
+                    "on 2 cores) unless --full. Prints a table and writes compare.json and "
+                    "compare.png into --out (default ./fastnn-bench, in the current folder).")
     bench.add_argument("--full", action="store_true",
                        help="every row with more epochs and repeats (the published figures)")
-    passthrough = bench.add_argument_group("options passed to bench.compare")
-    passthrough.add_argument("--workloads", help="comma-separated: tiny,digits,mid,big or all")
-    passthrough.add_argument("--impls", help="comma-separated: numba,cython,numpy,sklearn,torch")
-    passthrough.add_argument("--dtypes", help="float32,float64 (default both)")
-    passthrough.add_argument("--threads", choices=("best", "1", "all"),
-                             help="BLAS threads: 1, all cores, or the faster of both (default)")
-    passthrough.add_argument("--epochs", type=_positive_int, help="epochs per timed fit")
-    passthrough.add_argument("--repeats", type=_positive_int, help="timed fits per row")
-    passthrough.add_argument("--out", default="fastnn-bench", metavar="DIR",
-                             help="folder for compare.json/png (default ./fastnn-bench)")
+    selection = bench.add_argument_group("what to time (default: every row the preset has)")
+    selection.add_argument("--workloads", help="comma-separated: tiny,digits,mid,big or all")
+    selection.add_argument("--impls", help="comma-separated: numba,cython,numpy,sklearn,torch")
+    selection.add_argument("--dtypes", help="float32,float64 (default both)")
+    selection.add_argument("--threads", choices=("best", "1", "all"),
+                           help="BLAS threads: 1, all cores, or the faster of both (default)")
+    selection.add_argument("--epochs", type=_positive_int, help="epochs per timed fit")
+    selection.add_argument("--repeats", type=_positive_int, help="timed fits per row")
+    bench.add_argument("--out", default="fastnn-bench", metavar="DIR",
+                       help="folder for compare.json/png (default ./fastnn-bench)")
 
     cv = sub.add_parser(
         "cv-delta", help="cross-validate the Huber delta of a standardized MLPRegressor on a CSV",
@@ -174,21 +174,17 @@ def main(argv=None):
     if args.command == "bench":
         from . import _bench
 
-        argv_bench = ["--full" if args.full else "--quick"]
-        for name in ("workloads", "impls", "dtypes", "threads", "epochs", "repeats", "out"):
-            value = getattr(args, name)
-            if value is not None:
-                argv_bench += [f"--{name}", str(value)]
         try:
-            _bench.run(argv_bench)
+            plan = _bench.plan(full=args.full, workloads=args.workloads, impls=args.impls,
+                               dtypes=args.dtypes, threads=args.threads, epochs=args.epochs,
+                               repeats=args.repeats)
         except _bench.BenchUnavailable as exc:
             print(f"fastnn bench: error: {exc}", file=sys.stderr)
             return 1
-        except (ValueError, SystemExit) as exc:  # bench.compare's own checks
-            if isinstance(exc, SystemExit) and exc.code in (None, 0):
-                raise
+        except ValueError as exc:  # an unknown workload, implementation or dtype
             print(f"fastnn bench: error: {exc}", file=sys.stderr)
             return 2
+        _bench.run(plan, out=args.out)
         return 0
     if args.command == "cv-delta":
         from . import _cvdelta

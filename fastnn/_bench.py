@@ -1,112 +1,95 @@
-"""``fastnn bench``: the side-by-side benchmark (``bench.compare``) from the command line.
+"""``fastnn bench``: the side-by-side benchmark, ``fastnn.bench.compare``, from the command line.
 
-The benchmark lives in the source checkout's ``bench/`` folder, next to ``fastnn/``; it
-is not part of an installed wheel. This runs it in-process with ``--quick`` settings by
-default (``--full`` for the published figures), passing the other options through;
-``fastnn bench`` writes into ``./fastnn-bench`` unless ``--out`` says otherwise (never into
-the checkout). Its per-row timing lines (stderr) drive a progress bar on a terminal and
-are passed through unchanged otherwise.
+It calls the benchmark's functions: ``compare.plan`` (the rows, with the quick preset
+unless ``full``), ``compare.run`` with a progress callback (a bar on a terminal, else one
+line per row on stderr) and ``compare.finish`` (the table; compare.json and compare.png
+into ``./fastnn-bench`` unless ``out`` says otherwise). ``fastnn.bench`` is part of the
+installed package (bench/ in a source checkout) and is imported only here, when the
+command runs: ``import fastnn`` does not load it.
 """
 
 import contextlib
 import io
-import re
 import sys
 from pathlib import Path
 
 from ._progress import Progress
 
-# bench.compare's per-row line: "  fastnn cython        tiny    float32 1 thread(s):   6.5 us/step"
-_ROW = re.compile(r"^\s+(?P<label>.+?)\s+(?P<workload>\S+)\s+(?P<dtype>float\d+) "
-                  r"(?P<threads>\d+) thread\(s\):")
+DEFAULT_OUT = "fastnn-bench"
 
 
 class BenchUnavailable(Exception):
-    """The source checkout's bench/ folder cannot be found or imported."""
-
-
-def source_root():
-    """The checkout holding fastnn/ and bench/ (an editable install), or None."""
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "bench" / "compare.py").is_file() else None
+    """This installation of fastnn has no ``fastnn.bench``."""
 
 
 def load_compare():
-    """Import ``bench.compare`` from the source checkout."""
-    root = source_root()
-    if root is None:
-        raise BenchUnavailable(
-            "fastnn bench needs the benchmark in the source checkout's bench/ folder, which "
-            "an installed wheel does not include: clone the repository and "
-            "pip install -e . there")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
+    """``fastnn.bench.compare``, or BenchUnavailable saying how to get it."""
     try:
-        from bench import compare
-    except ImportError as exc:
-        raise BenchUnavailable(f"cannot import the benchmark from {root / 'bench'}: {exc}") from None
-    if Path(compare.__file__).resolve().parent != root / "bench":
-        raise BenchUnavailable(f"'bench' resolves to {compare.__file__}, not {root / 'bench'}")
+        from .bench import compare
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.bench":
+            raise
+        where = Path(__file__).resolve().parent
+        raise BenchUnavailable(
+            f"this installation of fastnn ({where}) has no fastnn.bench; reinstall fastnn "
+            "(an editable install made before bench/ became fastnn.bench does not map it: "
+            "run pip install -e . again in the checkout)") from None
     return compare
 
 
-def expected_rows(compare, argv):
-    """How many per-row timing lines bench.compare will print for ``argv`` (the bar's
-    total), following its own selection rules."""
-    from bench import workloads as wl
-
-    args = compare.parse_args(argv)
-    preset_name = "quick" if args.quick else "full" if args.full else "default"
-    preset = compare.PRESETS[preset_name]
-    impls = [i.strip() for i in args.impls.split(",")]
-    dtypes = [d.strip() for d in args.dtypes.split(",")]
-    status = wl.backend_status()
-    runnable = [i for i in compare.IMPLS if i in impls and not status.get(i)
-                and (i != "torch" or wl.torch_available())]
-    threads = {"best": len({1, wl.all_threads()}), "1": 1, "all": 1}[args.threads]
-    workload_names = [w.name for w in wl.select_workloads(args.workloads)]
-    rows = sum(1 for i in runnable for w in workload_names if (i, w) not in preset["skip"])
-    return rows * len(dtypes) * threads
+def plan(*, full=False, workloads=None, impls=None, dtypes=None, threads=None, epochs=None,
+         repeats=None):
+    """``compare.plan`` with the quick preset (``full``: the full one); None keeps
+    compare's default (every workload, implementation and dtype; the best of 1 thread and
+    all cores; the preset's epochs and repeats). Raises ValueError for a bad selection."""
+    selection = dict(workloads=workloads, impls=impls, dtypes=dtypes, threads=threads,
+                     epochs=epochs, repeats=repeats)
+    return load_compare().plan(preset="full" if full else "quick",
+                               **{k: v for k, v in selection.items() if v is not None})
 
 
-class _RowLines(io.TextIOBase):
-    """A stderr stand-in: bench.compare's row lines advance the bar (on a terminal) or
-    pass through; everything else goes to the real stderr."""
+def row_progress(bar):
+    """The progress callback for ``compare.run``: advances ``bar`` on a terminal, and
+    writes the row's timing line to the bar's stream otherwise."""
+    compare = load_compare()
 
-    def __init__(self, stream, bar):
-        self.stream, self.bar, self._buffer = stream, bar, ""
+    def progress(result, done, total):
+        if bar.enabled:
+            bar.update(note=f"{result['label']} {result['workload']} {result['dtype']}")
+        else:
+            bar.write(compare.row_line(result) + "\n")
+
+    return progress
+
+
+class _ThroughBar(io.TextIOBase):
+    """A stderr stand-in while the bar is drawn: other text (a Numba compile notice, a
+    warning) clears the bar's line first instead of landing inside it."""
+
+    def __init__(self, bar):
+        self.bar = bar
 
     def writable(self):
         return True
 
     def write(self, text):
-        self._buffer += text
-        *lines, self._buffer = self._buffer.split("\n")
-        for line in lines:
-            match = _ROW.match(line)
-            if match and self.bar.enabled:
-                self.bar.update(note=f"{match['label']} {match['workload']} {match['dtype']}")
-            else:
-                self.bar.write(line + "\n")
+        self.bar.write(text)
         return len(text)
 
     def flush(self):
-        if self._buffer:
-            self.bar.write(self._buffer)
-            self._buffer = ""
-        self.stream.flush()
+        self.bar.file.flush()
 
 
-def run(argv):
-    """Run ``bench.compare`` with ``argv`` (already including --quick or --full)."""
+def run(plan, out=DEFAULT_OUT):
+    """Time ``plan`` (from ``plan()``) with a progress bar on stderr, print the table and
+    write compare.json and compare.png into ``out``; returns the results as data (what
+    compare.json holds)."""
     compare = load_compare()
-    total = expected_rows(compare, argv)
-    real_stderr = sys.stderr
-    with Progress(total, "bench rows", file=real_stderr) as bar:
-        sink = _RowLines(real_stderr, bar)
-        with contextlib.redirect_stderr(sink):
-            try:
-                payload = compare.main(argv)
-            finally:
-                sink.flush()
-    return payload
+    if note := compare.report.openblas_env_note():
+        print(note, file=sys.stderr)
+    with Progress(len(plan.rows), "bench rows", file=sys.stderr) as bar:
+        through = _ThroughBar(bar) if bar.enabled else sys.stderr
+        with contextlib.redirect_stderr(through):
+            results = compare.run(plan, progress=row_progress(bar))
+    compare.finish(results, out)
+    return results

@@ -6,7 +6,7 @@ compiled kernels. No arithmetic happens here.
 """
 
 import contextlib
-import copy
+import functools
 import warnings
 from numbers import Integral, Real
 
@@ -33,6 +33,49 @@ from .kernels import layout
 
 _STOCHASTIC = ("sgd", "adam", "rmsprop")
 _ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+@functools.cache
+def _param_names(cls):
+    """BaseEstimator._get_param_names, once per class (it inspects ``__init__``'s
+    signature: 0.1 ms of every fit, through the parameter validation's get_params)."""
+    return tuple(BaseEstimator._get_param_names.__func__(cls))
+
+
+_SCALARS = (type(None), bool, int, float, str)
+
+
+def _params_key(params):
+    """A hashable key equal only for equal parameters of equal types (``True == 1 ==
+    1.0`` as Python values), or None if a value is not a plain scalar, string or tuple
+    of them (a RandomState, a list: validated every time)."""
+    key = []
+    for name, v in params.items():
+        kind = type(v)
+        if kind is tuple:
+            if not all(type(a) in _SCALARS for a in v):
+                return None
+            v = tuple((type(a), a) for a in v)
+        elif kind not in _SCALARS:
+            return None
+        key += (name, kind, v)
+    return tuple(key)
+
+
+# per class, parameter keys (_params_key) that passed validation in this process
+_VALID_PARAMS = {}
+
+
+def _label_binarizer(classes):
+    """``LabelBinarizer().fit(y)`` for a 1-D integer ndarray y whose sorted distinct
+    labels are ``classes``: the same fitted attributes, without type_of_target (which
+    needs nothing but the number of labels here: more than 2 is "multiclass")."""
+    binarizer = LabelBinarizer()
+    binarizer.y_type_ = "multiclass" if len(classes) > 2 else "binary"
+    binarizer.sparse_input_ = False
+    binarizer.classes_ = classes
+    return binarizer
 
 
 class _BaseMLP(BaseEstimator):
@@ -66,12 +109,29 @@ class _BaseMLP(BaseEstimator):
         "backend": [StrOptions({"auto", "numpy", "numba", "cython"})],
     }
 
+    @classmethod
+    def _get_param_names(cls):
+        return list(_param_names(cls))
+
+    def _validate_params(self):
+        """scikit-learn's parameter validation, run once per distinct set of parameter
+        values and types: it is deterministic, and ~0.2 ms of every fit (a third of a
+        small one). Invalid parameters raise every time, as they are never recorded."""
+        key = _params_key(self.get_params(deep=False))
+        valid = _VALID_PARAMS.setdefault(type(self), set())
+        if key is None or key not in valid:
+            super()._validate_params()
+            if key is not None:
+                if len(valid) >= 1024:  # many searches in one process: start again
+                    valid.clear()
+                valid.add(key)
+
     # ------------------------------------------------------------------ configuration
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
         sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
-        if np.any(np.array(sizes) <= 0):
+        if any(s <= 0 for s in sizes):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % sizes)
         return [int(s) for s in sizes]
 
@@ -99,7 +159,6 @@ class _BaseMLP(BaseEstimator):
         return _engine.Problem(
             kernels=_backends.get_kernels(self.backend_),
             table=table,
-            negative_slope=float(self.negative_slope),
             loss=self._loss_code(),
             loss_param=self._loss_param(),
             alpha=float(self.alpha),
@@ -117,16 +176,57 @@ class _BaseMLP(BaseEstimator):
     @contextlib.contextmanager
     def _unchanged_on_error(self):
         """Leave the estimator exactly as it was if the block raises: bad data in a refit
-        or a partial_fit must not damage a fitted model. (Arrays are replaced, never
-        written in place, during a fit; lists and the optimizer state are copied.)"""
-        saved = {k: copy.deepcopy(v) if isinstance(v, (list, _engine._Schedule)) else v
-                 for k, v in self.__dict__.items()}
+        or a partial_fit must not damage a fitted model.
+
+        O(1) per call, whatever the history: a fit replaces arrays and the optimizer
+        state (``_engine.OptimizerState.copy``) instead of writing them, and only appends
+        to lists (the loss and validation curves), so the attributes and the lists'
+        lengths are all there is to restore.
+        """
+        saved = dict(self.__dict__)
+        lengths = [(v, len(v)) for v in saved.values() if type(v) is list]
         try:
             yield
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(saved)
+            for curve, length in lengths:
+                del curve[length:]
             raise
+
+    def _validate_fast(self, X, y, y_kinds, reset, multi_output=False):
+        """``validate_data(self, X, y, ...)`` when X and y are already what it returns:
+        X a 2-D finite float ndarray, y a 1-D ndarray (or with several columns, if
+        ``multi_output``) of as many rows and a dtype kind in ``y_kinds``, finite. Its
+        feature checks run as in validate_data; returns None for anything else, which
+        validate_data then checks (with its messages)."""
+        if not (type(X) is np.ndarray and type(y) is np.ndarray and X.ndim == 2
+                and X.dtype in _FLOATS and X.shape[0] > 0 and X.shape[1] > 0
+                and y.shape[:1] == X.shape[:1] and y.dtype.kind in y_kinds
+                and (y.ndim == 1 or multi_output and y.ndim == 2 and y.shape[1] > 1)):
+            return None
+        # a sum is finite only if every term is (an overflow falls back, to be sure)
+        if not (np.isfinite(X.sum()) and (y.dtype.kind != "f" or np.isfinite(y.sum()))):
+            return None
+        self._check_features(X, reset)
+        return X, y
+
+    def _check_features(self, X, reset):
+        """validate_data's feature-name and feature-count checks for an ndarray X (it
+        has no feature names), with their messages."""
+        if reset:
+            self.__dict__.pop("feature_names_in_", None)
+            self.n_features_in_ = X.shape[1]
+            return
+        if hasattr(self, "feature_names_in_"):
+            warnings.warn(
+                "X does not have valid feature names, but "
+                f"{type(self).__name__} was fitted with feature names", UserWarning)
+        if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._hidden_sizes()
@@ -146,18 +246,18 @@ class _BaseMLP(BaseEstimator):
         layer_sizes = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         self.backend_ = _backends.resolve(self.backend)
-        table = layout.dense_table(layer_sizes, self._hidden_activations(len(hidden)))
+        table = layout.dense_table(layer_sizes, self._hidden_activations(len(hidden)),
+                                   float(self.negative_slope))
         if first_pass:
-            self._initialize(table, X.dtype)
+            params = self._initialize(table, X.dtype)
         elif [c.shape[0] for c in self.coefs_] + [self.n_outputs_] != layer_sizes:
             raise ValueError(
                 f"the network has layer sizes {[c.shape[0] for c in self.coefs_]} + "
                 f"[{self.coefs_[-1].shape[1]}]; this data needs {layer_sizes}"
             )
+        else:
+            params = self._pack(X.dtype).copy()  # trained on a copy: coefs_ intact on error
         problem = self._problem(table)
-        # predict uses what the network was trained with, whatever set_params does later
-        self._hidden_acts, self._negative_slope = problem.hidden_acts, problem.negative_slope
-        params = self._pack(X.dtype).copy()  # trained on a copy: coefs_ stay intact on error
         constant = self._loss_constant(Y)
         if self.solver == "lbfgs":
             params = _engine.fit_lbfgs(self, problem, params, X, Y, sample_weight, constant)
@@ -170,13 +270,15 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _initialize(self, table, dtype):
+        """Reset the fitted state for a first fit; returns the initial weights, a new flat
+        buffer that the fit trains (coefs_ are set from the result)."""
         self.n_iter_ = 0
         self.t_ = 0
         self.n_layers_ = len(table) + 1
         self.out_activation_ = self._out_activation()
         params = layout.init_params(table, self._layer_activations(len(table)),
                                     self._random_state, dtype)
-        self._set_params_flat(params, table)
+        self._table = table  # the network that early stopping's scores predict with
         self._schedule = None
         self._best_params = None
         if self.solver in _STOCHASTIC:
@@ -191,6 +293,7 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+        return params
 
     def _set_params_flat(self, params, table):
         """Store the flat buffer and the network's table; coefs_ and intercepts_ are
@@ -251,17 +354,9 @@ class _BaseMLP(BaseEstimator):
         and messages of validate_data, without its generic machinery), else validate_data."""
         if not hasattr(self, "coefs_"):
             check_is_fitted(self)
-        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in (np.float64, np.float32)
+        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOATS
                 and X.shape[0] > 0 and np.isfinite(X).all()):
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-            if hasattr(self, "feature_names_in_"):
-                warnings.warn(
-                    "X does not have valid feature names, but "
-                    f"{type(self).__name__} was fitted with feature names", UserWarning)
+            self._check_features(X, reset=False)
         else:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
             if sparse.issparse(X):
@@ -276,8 +371,7 @@ class _BaseMLP(BaseEstimator):
         raw = np.empty((X.shape[0], self.n_outputs_), dtype=params.dtype)
         work = np.empty(layout.forward_workspace_size(table, X.shape[0]), dtype=params.dtype)
         with _engine.blas_threads(table, X.shape[0], backward=False):
-            kernels.forward(X, params, layout.layer_sizes(table), self._hidden_acts,
-                            self._negative_slope, work, raw)
+            kernels.forward(X, params, table, work, raw)
         return raw, kernels
 
     def _forward(self, X, params=None):
@@ -468,16 +562,23 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.backend = backend
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             dtype=(np.float64, np.float32), reset=reset)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        fast = self._validate_fast(X, y, "iu", reset)  # integer labels, 1-D
+        if fast is None:
+            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                                 dtype=(np.float64, np.float32), reset=reset)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = column_or_1d(y, warn=True)
+        else:
+            X, y = fast
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            if fast is None:
+                self._label_binarizer = LabelBinarizer()
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer = _label_binarizer(np.unique(y))
             self.classes_ = self._label_binarizer.classes_
         else:
-            classes = unique_labels(y)
+            classes = unique_labels(y) if fast is None else np.unique(y)
             if self.warm_start:
                 if set(classes) != set(self.classes_):
                     raise ValueError(
@@ -493,7 +594,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return X, y
 
     def _encode(self, y):
-        return self._label_binarizer.transform(y)
+        classes = self.classes_
+        if not (type(y) is np.ndarray and y.ndim == 1 and not self._multilabel
+                and np.result_type(y, classes).kind in "iu"):  # integers, no float mixing
+            return self._label_binarizer.transform(y)
+        # label_binarize for integer labels, all in classes (checked in _validate_input):
+        # one-hot columns for 3+ classes, the second class's column for 2, zeros for 1
+        if len(classes) == 1:
+            return np.zeros((len(y), 1), dtype=int)
+        Y = np.zeros((len(y), len(classes)), dtype=int)
+        Y[np.arange(len(y)), np.searchsorted(classes, y)] = 1
+        return Y[:, 1:] if len(classes) == 2 else Y
 
     @property
     def _multilabel(self):
@@ -601,7 +712,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         with self._unchanged_on_error():
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
-                if type_of_target(y).startswith("multilabel"):
+                labels = type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "iu"
+                if not labels and type_of_target(y).startswith("multilabel"):
                     self._label_binarizer.fit(y)
                 else:
                     self._label_binarizer.fit(classes)
@@ -871,10 +983,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.backend = backend
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        fast = self._validate_fast(X, y, "iuf", reset, multi_output=True)
+        if fast is None:
+            X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                                 y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = column_or_1d(y, warn=True)
+        else:
+            X, y = fast
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("loss='poisson' requires non-negative targets y")
         return X, y

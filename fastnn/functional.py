@@ -21,6 +21,9 @@ propagated, and only float32 and float64 inputs are accepted (the result keeps t
 1.1019
 """
 
+import re
+import textwrap
+
 import numpy as np
 
 from . import _backends
@@ -42,6 +45,63 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+# --------------------------------------------------------------------------- docstrings
+
+# The paragraphs that every loss (or activation) documents alike, written once. In a
+# docstring, a line holding only "{name}" becomes _DOC[name], indented as that line, so
+# each function's __doc__ (help(), doctests, numpydoc) is complete in itself.
+_DOC = {
+    "reduction": """\
+reduction : {"mean", "sum", "none"}, default="mean"
+    "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
+    weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.""",
+    "sample_weight": """\
+sample_weight : array-like of shape (n_samples,), default=None
+    Non-negative weight of each sample (the first axis); None weighs every sample 1.""",
+    "backend": """\
+backend : {None, "auto", "numpy", "numba", "cython"}, default=None
+    Kernel implementation; None and "auto" mean the fastest available one.""",
+    "return_grad": """\
+return_grad : bool, default=False
+    Also return the gradient of the result with respect to the input.""",
+    "loss_returns": """\
+Returns
+-------
+loss : float, or ndarray of the input's shape and dtype for reduction="none"
+grad : ndarray of the input's shape and dtype
+    Only with ``return_grad=True``: d loss / d input (with reduction="none", the
+    derivative of each element's own weighted loss).""",
+    "loss_raises": """\
+Raises
+------
+ValueError
+    For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
+    backend, negative weights{errors}.""",
+    "activation_returns": """\
+Returns
+-------
+ndarray
+    f(x) elementwise, the input's shape and dtype.""",
+}
+_PLACEHOLDER = re.compile(r"^( *)\{(\w+)\}$", re.MULTILINE)
+
+
+def _shared_doc(errors=""):
+    """Decorator: fill the ``{name}`` lines of the function's docstring from _DOC;
+    ``errors`` ends the loss_raises sentence (the function's own ValueErrors)."""
+
+    def fill(match):
+        paragraph = _DOC[match[2]].replace("{errors}", errors)
+        return textwrap.indent(paragraph, match[1])
+
+    def decorate(func):
+        if func.__doc__:  # None under python -OO
+            func.__doc__ = _PLACEHOLDER.sub(fill, func.__doc__)
+        return func
+
+    return decorate
 
 
 # --------------------------------------------------------------------------- validation
@@ -142,6 +202,7 @@ def _loss(kernel_name, input, target, extra, reduction, sample_weight, backend,
     return _reduce(total, loss, grad, wsum, reduction, return_grad)
 
 
+@_shared_doc()
 def mse_loss(input, target, *, reduction="mean", sample_weight=None, backend=None,
              return_grad=False):
     """Mean squared error: l = (input - target)**2, gradient 2 (input - target).
@@ -154,28 +215,14 @@ def mse_loss(input, target, *, reduction="mean", sample_weight=None, backend=Non
         Predictions, any shape; the first axis is the sample axis.
     target : array-like
         Targets of the same shape (converted to the input's dtype).
-    reduction : {"mean", "sum", "none"}, default="mean"
-        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
-        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative weight of each sample (the first axis); None weighs every sample 1.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
-    return_grad : bool, default=False
-        Also return the gradient of the result with respect to the input.
+    {reduction}
+    {sample_weight}
+    {backend}
+    {return_grad}
 
-    Returns
-    -------
-    loss : float, or ndarray of the input's shape and dtype for reduction="none"
-    grad : ndarray of the input's shape and dtype
-        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
-        derivative of each element's own weighted loss).
+    {loss_returns}
 
-    Raises
-    ------
-    ValueError
-        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
-        backend, negative weights.
+    {loss_raises}
 
     Examples
     --------
@@ -191,6 +238,7 @@ def mse_loss(input, target, *, reduction="mean", sample_weight=None, backend=Non
                  sample_weight, backend, return_grad, scale=2.0)
 
 
+@_shared_doc()
 def l1_loss(input, target, *, reduction="mean", sample_weight=None, backend=None,
             return_grad=False):
     """Absolute error: l = |input - target|, gradient sign(input - target) (0 at a tie).
@@ -201,28 +249,14 @@ def l1_loss(input, target, *, reduction="mean", sample_weight=None, backend=None
         Predictions, any shape; the first axis is the sample axis.
     target : array-like
         Targets of the same shape (converted to the input's dtype).
-    reduction : {"mean", "sum", "none"}, default="mean"
-        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
-        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative weight of each sample (the first axis); None weighs every sample 1.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
-    return_grad : bool, default=False
-        Also return the gradient of the result with respect to the input.
+    {reduction}
+    {sample_weight}
+    {backend}
+    {return_grad}
 
-    Returns
-    -------
-    loss : float, or ndarray of the input's shape and dtype for reduction="none"
-    grad : ndarray of the input's shape and dtype
-        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
-        derivative of each element's own weighted loss).
+    {loss_returns}
 
-    Raises
-    ------
-    ValueError
-        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
-        backend, negative weights.
+    {loss_raises}
 
     Examples
     --------
@@ -239,6 +273,7 @@ def l1_loss(input, target, *, reduction="mean", sample_weight=None, backend=None
                  sample_weight, backend, return_grad)
 
 
+@_shared_doc(errors=", delta <= 0")
 def huber_loss(input, target, *, reduction="mean", delta=1.0, sample_weight=None,
                backend=None, return_grad=False):
     """Huber loss: r**2 / 2 for |r| <= delta, delta (|r| - delta / 2) beyond; r = input - target.
@@ -252,30 +287,16 @@ def huber_loss(input, target, *, reduction="mean", delta=1.0, sample_weight=None
         Predictions, any shape; the first axis is the sample axis.
     target : array-like
         Targets of the same shape (converted to the input's dtype).
-    reduction : {"mean", "sum", "none"}, default="mean"
-        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
-        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative weight of each sample (the first axis); None weighs every sample 1.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
-    return_grad : bool, default=False
-        Also return the gradient of the result with respect to the input.
+    {reduction}
     delta : float, default=1.0
         Where the loss turns from quadratic to linear; positive and finite.
+    {sample_weight}
+    {backend}
+    {return_grad}
 
-    Returns
-    -------
-    loss : float, or ndarray of the input's shape and dtype for reduction="none"
-    grad : ndarray of the input's shape and dtype
-        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
-        derivative of each element's own weighted loss).
+    {loss_returns}
 
-    Raises
-    ------
-    ValueError
-        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
-        backend, negative weights, delta <= 0.
+    {loss_raises}
 
     Examples
     --------
@@ -295,6 +316,7 @@ def huber_loss(input, target, *, reduction="mean", delta=1.0, sample_weight=None
                  sample_weight, backend, return_grad)
 
 
+@_shared_doc(errors=", eps <= 0, negative rates with log_input=False")
 def poisson_nll_loss(input, target, *, log_input=True, full=False, eps=1e-8,
                      reduction="mean", sample_weight=None, backend=None, return_grad=False):
     """Poisson negative log-likelihood, as PyTorch's.
@@ -316,28 +338,14 @@ def poisson_nll_loss(input, target, *, log_input=True, full=False, eps=1e-8,
         Add Stirling's approximation of log(target!).
     eps : float, default=1e-8
         Added to the rate before the log when log_input=False; positive.
-    reduction : {"mean", "sum", "none"}, default="mean"
-        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
-        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative weight of each sample (the first axis); None weighs every sample 1.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
-    return_grad : bool, default=False
-        Also return the gradient of the result with respect to the input.
+    {reduction}
+    {sample_weight}
+    {backend}
+    {return_grad}
 
-    Returns
-    -------
-    loss : float, or ndarray of the input's shape and dtype for reduction="none"
-    grad : ndarray of the input's shape and dtype
-        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
-        derivative of each element's own weighted loss).
+    {loss_returns}
 
-    Raises
-    ------
-    ValueError
-        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
-        backend, negative weights, eps <= 0, negative rates with log_input=False.
+    {loss_raises}
 
     Examples
     --------
@@ -386,6 +394,7 @@ def _weights_like(x, sample_weight):
     return np.broadcast_to(w.reshape((-1,) + (1,) * (x.ndim - 1)), x.shape)
 
 
+@_shared_doc(errors=", probabilities outside [0, 1], eps outside (0, 0.5)")
 def binary_cross_entropy(probs, target, *, eps=None, reduction="mean", sample_weight=None,
                          backend=None, return_grad=False):
     """Clipped binary log-loss on probabilities.
@@ -402,28 +411,14 @@ def binary_cross_entropy(probs, target, *, eps=None, reduction="mean", sample_we
         Targets in [0, 1], the same shape.
     eps : float, default=None
         Clipping bound in (0, 0.5); None means ``np.finfo(probs.dtype).eps``.
-    reduction : {"mean", "sum", "none"}, default="mean"
-        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
-        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative weight of each sample (the first axis); None weighs every sample 1.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
-    return_grad : bool, default=False
-        Also return the gradient of the result with respect to the input.
+    {reduction}
+    {sample_weight}
+    {backend}
+    {return_grad}
 
-    Returns
-    -------
-    loss : float, or ndarray of the input's shape and dtype for reduction="none"
-    grad : ndarray of the input's shape and dtype
-        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
-        derivative of each element's own weighted loss).
+    {loss_returns}
 
-    Raises
-    ------
-    ValueError
-        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
-        backend, negative weights, probabilities outside [0, 1], eps outside (0, 0.5).
+    {loss_raises}
 
     Examples
     --------
@@ -444,6 +439,7 @@ def binary_cross_entropy(probs, target, *, eps=None, reduction="mean", sample_we
                  sample_weight, backend, return_grad)
 
 
+@_shared_doc()
 def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", sample_weight=None,
                                      backend=None, return_grad=False):
     """Binary log-loss on logits z, computed stably: l = softplus(-z) y + softplus(z) (1 - y).
@@ -456,28 +452,14 @@ def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", sample
         Raw scores z, any shape; the first axis is the sample axis.
     target : array-like
         Targets in [0, 1], the same shape.
-    reduction : {"mean", "sum", "none"}, default="mean"
-        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
-        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative weight of each sample (the first axis); None weighs every sample 1.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
-    return_grad : bool, default=False
-        Also return the gradient of the result with respect to the input.
+    {reduction}
+    {sample_weight}
+    {backend}
+    {return_grad}
 
-    Returns
-    -------
-    loss : float, or ndarray of the input's shape and dtype for reduction="none"
-    grad : ndarray of the input's shape and dtype
-        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
-        derivative of each element's own weighted loss).
+    {loss_returns}
 
-    Raises
-    ------
-    ValueError
-        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
-        backend, negative weights.
+    {loss_raises}
 
     Examples
     --------
@@ -492,6 +474,7 @@ def binary_cross_entropy_with_logits(logits, target, *, reduction="mean", sample
                  sample_weight, backend, return_grad)
 
 
+@_shared_doc(errors=", class indices out of range")
 def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backend=None,
                   return_grad=False):
     """Softmax cross-entropy: l = logsumexp(z) - z[target] per sample, from logits z (N, C).
@@ -507,28 +490,14 @@ def cross_entropy(logits, target, *, reduction="mean", sample_weight=None, backe
     target : array-like
         Class indices, integer shape (N,) (or a scalar for 1-D logits), or class
         probabilities of the logits' shape.
-    reduction : {"mean", "sum", "none"}, default="mean"
-        "mean": ``sum(w * l) / sum(w)`` over all elements (``w`` is each element's sample
-        weight); "sum": ``sum(w * l)``; "none": ``w * l`` per element.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Non-negative weight of each sample (the first axis); None weighs every sample 1.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
-    return_grad : bool, default=False
-        Also return the gradient of the result with respect to the input.
+    {reduction}
+    {sample_weight}
+    {backend}
+    {return_grad}
 
-    Returns
-    -------
-    loss : float, or ndarray of the input's shape and dtype for reduction="none"
-    grad : ndarray of the input's shape and dtype
-        Only with ``return_grad=True``: d loss / d input (with reduction="none", the
-        derivative of each element's own weighted loss).
+    {loss_returns}
 
-    Raises
-    ------
-    ValueError
-        For non-float, NaN or infinite input, mismatched shapes, an unknown reduction or
-        backend, negative weights, class indices out of range.
+    {loss_raises}
 
     Examples
     --------
@@ -592,6 +561,7 @@ def _activation(x, act, negative_slope, backend, axis=-1):
     return np.moveaxis(out, -1, axis) if x.ndim else out.reshape(())
 
 
+@_shared_doc()
 def sigmoid(x, *, backend=None):
     """Logistic function 1 / (1 + exp(-x)), without overflow for large |x|.
 
@@ -599,13 +569,9 @@ def sigmoid(x, *, backend=None):
     ----------
     x : ndarray of float32 or float64
         Any shape.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
+    {backend}
 
-    Returns
-    -------
-    ndarray
-        f(x) elementwise, the input's shape and dtype.
+    {activation_returns}
 
     Examples
     --------
@@ -617,6 +583,7 @@ def sigmoid(x, *, backend=None):
     return _activation(x, _k.LOGISTIC, 0.0, backend)
 
 
+@_shared_doc()
 def tanh(x, *, backend=None):
     """Hyperbolic tangent.
 
@@ -624,13 +591,9 @@ def tanh(x, *, backend=None):
     ----------
     x : ndarray of float32 or float64
         Any shape.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
+    {backend}
 
-    Returns
-    -------
-    ndarray
-        f(x) elementwise, the input's shape and dtype.
+    {activation_returns}
 
     Examples
     --------
@@ -642,6 +605,7 @@ def tanh(x, *, backend=None):
     return _activation(x, _k.TANH, 0.0, backend)
 
 
+@_shared_doc()
 def relu(x, *, backend=None):
     """max(x, 0).
 
@@ -649,13 +613,9 @@ def relu(x, *, backend=None):
     ----------
     x : ndarray of float32 or float64
         Any shape.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
+    {backend}
 
-    Returns
-    -------
-    ndarray
-        f(x) elementwise, the input's shape and dtype.
+    {activation_returns}
 
     Examples
     --------
@@ -667,6 +627,7 @@ def relu(x, *, backend=None):
     return _activation(x, _k.RELU, 0.0, backend)
 
 
+@_shared_doc()
 def leaky_relu(x, negative_slope=0.01, *, backend=None):
     """x for x > 0, negative_slope * x otherwise.
 
@@ -676,13 +637,9 @@ def leaky_relu(x, negative_slope=0.01, *, backend=None):
         Any shape.
     negative_slope : float, default=0.01
         Slope for x <= 0; finite.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
+    {backend}
 
-    Returns
-    -------
-    ndarray
-        f(x) elementwise, the input's shape and dtype.
+    {activation_returns}
 
     Examples
     --------
@@ -697,6 +654,7 @@ def leaky_relu(x, negative_slope=0.01, *, backend=None):
     return _activation(x, _k.LEAKY_RELU, negative_slope, backend)
 
 
+@_shared_doc()
 def softmax(x, axis=-1, *, backend=None):
     """exp(x) / sum(exp(x)) along ``axis``, computed with the maximum subtracted.
 
@@ -706,8 +664,7 @@ def softmax(x, axis=-1, *, backend=None):
         Any shape.
     axis : int, default=-1
         The axis that sums to 1; x needs at least one axis.
-    backend : {None, "auto", "numpy", "numba", "cython"}, default=None
-        Kernel implementation; None and "auto" mean the fastest available one.
+    {backend}
 
     Returns
     -------

@@ -239,12 +239,12 @@ def _raw_outputs(scope, operator, container, est, proto_dtype, np_dtype):
 
 
 def _hidden_activations(est):
-    """The fitted per-layer activation codes and leaky ReLU slope (what predict uses)."""
-    acts = getattr(est, "_hidden_acts", None)
-    if acts is None:  # coefs_ set by hand, never fitted: the parameters say it
-        acts = est._hidden_activations(len(est.coefs_) - 1)
-    slope = getattr(est, "_negative_slope", est.negative_slope)
-    return [int(a) for a in acts], float(slope)
+    """The fitted per-layer activation codes and leaky ReLU slope (what predict uses:
+    the estimator's layer table)."""
+    from .kernels import layout
+
+    table = est._table
+    return [int(a) for a in layout.hidden_acts(table)], layout.act_param(table, 0)
 
 
 _ONNX_ACTIVATIONS = {LOGISTIC: "Sigmoid", TANH: "Tanh", RELU: "Relu",

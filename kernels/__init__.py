@@ -43,10 +43,17 @@ LOSS_KERNELS = {
     SOFTMAX_CROSS_ENTROPY: ("softmax_cross_entropy_loss_gradient", True),
 }
 
-# Optimizers of train_epoch, with scikit-learn's conventions: code -> update kernel.
-SGD, ADAM, RMSPROP = range(3)
+# Optimizers of train_epoch, with scikit-learn's conventions.
+SGD, SGD_NESTEROV, ADAM, RMSPROP = range(4)
 
-OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
+OPTIMIZERS = {"sgd": SGD, "sgd_nesterov": SGD_NESTEROV, "adam": ADAM, "rmsprop": RMSPROP}
+
+# train_epoch's optimizer config: a float64 array, one meaning per slot (an optimizer
+# reads the slots it uses): learning rate; momentum (SGD, RMSprop); Adam's first-moment
+# decay; the squared-gradient average's decay (Adam's second moment, RMSprop's); epsilon.
+LR, MOMENTUM, BETA1, BETA2, EPSILON = range(5)
+CONFIG = ("LR", "MOMENTUM", "BETA1", "BETA2", "EPSILON")
+N_CONFIG = len(CONFIG)
 
 # Every kernel, by the module of the numba/cython implementation that holds it.
 KERNELS = {

@@ -37,6 +37,7 @@ OPS = {"dense": DENSE}
 (
     OP,  # op code
     ACT,  # activation code applied to the layer's output (fastnn.kernels.ACTIVATIONS)
+    ACT_PARAM,  # the activation's float64 parameter (leaky ReLU's slope), by its bits
     IN_C, IN_H, IN_W,  # input shape
     OUT_C, OUT_H, OUT_W,  # output shape
     N_IN,  # IN_C * IN_H * IN_W
@@ -45,19 +46,25 @@ OPS = {"dense": DENSE}
     B_OFF, B_LEN,  # bias in the flat parameter buffer
     OUT_OFF,  # the layer's output (and its delta) in a workspace row
     N_COLUMNS,
-) = range(16)
+) = range(17)
 
-COLUMNS = ("OP", "ACT", "IN_C", "IN_H", "IN_W", "OUT_C", "OUT_H", "OUT_W", "N_IN", "N_OUT",
+COLUMNS = ("OP", "ACT", "ACT_PARAM", "IN_C", "IN_H", "IN_W", "OUT_C", "OUT_H", "OUT_W", "N_IN", "N_OUT",
            "W_OFF", "W_LEN", "B_OFF", "B_LEN", "OUT_OFF")
 
 
 class Dense(NamedTuple):
     """A dense layer ``z = f(a @ W + b)``: ``W`` is (n_in, n_out), ``f`` the activation
-    code ``activation``."""
+    code ``activation`` (with ``negative_slope`` for leaky ReLU)."""
 
     n_in: int
     n_out: int
     activation: int
+    negative_slope: float = 0.0
+
+
+def act_param(table, l):
+    """Layer ``l``'s activation parameter: the float64 whose bits ``ACT_PARAM`` holds."""
+    return float(table[l, ACT_PARAM:ACT_PARAM + 1].view(np.float64)[0])
 
 
 def build_table(layers):
@@ -76,6 +83,7 @@ def build_table(layers):
                              f"{l - 1} gives {table[l - 1, N_OUT]}")
         row = table[l]
         row[[OP, ACT]] = DENSE, layer.activation
+        row[ACT_PARAM] = np.float64(layer.negative_slope).view(np.int64)
         row[[IN_C, IN_H, IN_W, N_IN]] = layer.n_in, 1, 1, layer.n_in
         row[[OUT_C, OUT_H, OUT_W, N_OUT]] = layer.n_out, 1, 1, layer.n_out
         row[[W_OFF, W_LEN]] = p, layer.n_in * layer.n_out
@@ -86,16 +94,18 @@ def build_table(layers):
     return table
 
 
-def dense_table(layer_sizes, hidden_acts, output_act=0):
+def dense_table(layer_sizes, hidden_acts, negative_slope=0.0, output_act=0):
     """The table of a multilayer perceptron ``layer_sizes = [n_features, hidden...,
-    n_outputs]`` whose hidden layers apply ``hidden_acts`` (one code each) and whose
-    output layer ``output_act`` (identity: the loss fuses the output activation)."""
+    n_outputs]`` whose hidden layers apply ``hidden_acts`` (one code each; leaky ReLU
+    with ``negative_slope``) and whose output layer ``output_act`` (identity: the loss
+    fuses the output activation)."""
     sizes = [int(s) for s in layer_sizes]
     acts = [int(a) for a in hidden_acts] + [int(output_act)]
     if len(acts) != len(sizes) - 1:
         raise ValueError(f"{len(sizes) - 2} hidden layers need as many activations, got "
                          f"{len(acts) - 1}")
-    return build_table([Dense(a, b, f) for a, b, f in zip(sizes[:-1], sizes[1:], acts)])
+    return build_table([Dense(a, b, f, float(negative_slope))
+                        for a, b, f in zip(sizes[:-1], sizes[1:], acts)])
 
 
 # ----------------------------------------------------------------- read off the table

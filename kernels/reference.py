@@ -21,7 +21,8 @@ import numpy as np
 from . import layout
 
 from . import (
-    ADAM, IDENTITY, LEAKY_RELU, LOGISTIC, LOSS_KERNELS, RELU, RMSPROP, SGD, SOFTMAX, TANH,
+    ADAM, BETA1, BETA2, EPSILON, IDENTITY, LEAKY_RELU, LOGISTIC, LOSS_KERNELS, LR, MOMENTUM,
+    N_CONFIG, RELU, RMSPROP, SGD, SGD_NESTEROV, SOFTMAX, TANH,
 )
 
 # --------------------------------------------------------------------------- activations
@@ -317,55 +318,101 @@ def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_deca
 
 # --------------------------------------------------------------------------- training
 #
-# The network's parameters live in one flat buffer laid out layer by layer,
-# [W_1 (n_0 x n_1, row-major), b_1 (n_1), W_2, b_2, ...], for layer_sizes
-# [n_0 = n_features, n_1, ..., n_L = n_outputs]. Hidden layer l applies the activation
-# code hidden_acts[l] (an int64 array of length L - 1); the
-# output layer is linear (raw) and its activation is fused into the loss.
-#
-# Workspaces are 1-D arrays of the data dtype, sized by fastnn.kernels.layout's
-# *_workspace_size functions, laid out as
-#   forward:          a_1 .. a_{L-1}                         (rows x n_l each)
-#   forward_backward: loss_out (rows) | a_1 .. a_L | delta_1 .. delta_L
-#   train_epoch:      X_batch (B x n_0) | Y_batch (B x n_L) | w_batch (B) | forward_backward's
+# A network is its layer table (fastnn.kernels.layout): one int64 row per layer with its
+# op, activation (and the activation's parameter), shapes and the offsets of its weights
+# and bias in the flat parameter buffer and of its output in a workspace row. The last
+# layer's output is raw (its activation fused into the loss). Workspaces are 1-D arrays
+# of the data dtype, sized by layout's *_workspace_size functions, laid out as
+#   forward:          the hidden layers' outputs                  (rows x OUT_OFF[-1])
+#   forward_backward: loss_out (rows) | outputs (rows x width) | deltas (rows x width)
+#   train_epoch:      X_batch (B x n_in) | Y_batch (B x n_out) | w_batch (B) |
+#                     forward_backward's for B rows
 # with rows = the number of rows of X (B = batch_size for train_epoch).
 
 
+def _check_table(table, params):
+    """Raise ValueError unless ``table`` is a layer table whose every block lies inside
+    ``params`` (the memory-safety boundary of the compiled twins)."""
+    if not (isinstance(table, np.ndarray) and table.dtype == np.int64 and table.ndim == 2
+            and table.shape[0] >= 1 and table.shape[1] == layout.N_COLUMNS):
+        raise ValueError(f"table must be an int64 layer table of shape (n_layers, "
+                         f"{layout.N_COLUMNS}) (fastnn.kernels.layout)")
+    n = params.shape[0]
+    for l, row in enumerate(table):
+        if row[layout.OP] != layout.DENSE:
+            raise ValueError(f"table row {l}: unknown op code {row[layout.OP]}")
+        if not 0 <= row[layout.ACT] <= SOFTMAX:
+            raise ValueError(f"table row {l}: unknown activation code {row[layout.ACT]}")
+        if (row[layout.N_IN] < 1 or row[layout.N_OUT] < 1
+                or row[layout.W_LEN] != row[layout.N_IN] * row[layout.N_OUT]
+                or row[layout.B_LEN] != row[layout.N_OUT]
+                or (l and row[layout.N_IN] != table[l - 1, layout.N_OUT])):
+            raise ValueError(f"table row {l}: inconsistent shapes")
+        for off, length in ((layout.W_OFF, layout.W_LEN), (layout.B_OFF, layout.B_LEN)):
+            if row[off] < 0 or row[off] + row[length] > n:
+                raise ValueError(f"table row {l}: its parameters lie outside params "
+                                 f"({n} values)")
+        if row[layout.OUT_OFF] != (table[l - 1, layout.OUT_OFF] + table[l - 1, layout.N_OUT]
+                                   if l else 0):
+            raise ValueError(f"table row {l}: OUT_OFF is not after the previous layer's")
 
-def _check_acts(hidden_acts, layer_sizes):
-    if len(hidden_acts) != len(layer_sizes) - 2:
-        raise ValueError(f"hidden_acts must have one code per hidden layer "
-                         f"({len(layer_sizes) - 2}), got {len(hidden_acts)}")
+
+def _check(ok, message):
+    if not ok:
+        raise ValueError(message)
 
 
-def unflatten(flat, layer_sizes):
-    """Views (coefs, intercepts) of the flat buffer, from the layer table of layout."""
-    return layout.unflatten(flat, layout.dense_table(layer_sizes, [0] * (len(layer_sizes) - 2)))
+def _check_data(X, Y, sample_weight, table):
+    n = X.shape[0]
+    _check(X.ndim == 2 and X.shape[1] == table[0, layout.N_IN],
+           f"X must have the first layer's {table[0, layout.N_IN]} columns")
+    _check(Y.shape == (n, table[-1, layout.N_OUT]),
+           f"Y must have shape ({n}, {table[-1, layout.N_OUT]}): X's rows, the last layer's "
+           f"outputs")
+    _check(sample_weight.shape == (n,), f"sample_weight must have shape ({n},)")
 
 
-def _carve(work, rows, widths):
-    """Consecutive (rows x width) views of the front of ``work``, and what is left."""
-    views = []
-    for width in widths:
-        views.append(work[:rows * width].reshape(rows, int(width)))
-        work = work[rows * width:]
-    return views, work
+def _check_loss(loss):
+    _check(loss in LOSS_KERNELS, f"unknown loss code {loss}")
 
 
-def forward(X, params, layer_sizes, hidden_acts, negative_slope, work, raw_out):
+def _layers(table, params):
+    """(W, b, act, negative_slope) of every layer: views of ``params``."""
+    coefs, intercepts = layout.unflatten(params, table)
+    return [(W, b, int(table[l, layout.ACT]), layout.act_param(table, l))
+            for l, (W, b) in enumerate(zip(coefs, intercepts))]
+
+
+def _outputs(work, table, rows):
+    """Each layer's (rows x N_OUT) output block of a workspace run starting at ``work``."""
+    return [work[rows * r[layout.OUT_OFF]:rows * (r[layout.OUT_OFF] + r[layout.N_OUT])]
+            .reshape(rows, int(r[layout.N_OUT])) for r in table]
+
+
+def _width(table):
+    return int(table[-1, layout.OUT_OFF] + table[-1, layout.N_OUT])
+
+
+def forward(X, params, table, work, raw_out):
     """raw_out = the network's output before the output activation, for rows X."""
-    _check_acts(hidden_acts, layer_sizes)
-    coefs, intercepts = unflatten(params, layer_sizes)
-    hidden, _ = _carve(work, X.shape[0], layer_sizes[1:-1])
-    acts = list(hidden_acts) + [IDENTITY]
+    _check_table(table, params)
+    n = X.shape[0]
+    _check(X.ndim == 2 and X.shape[1] == table[0, layout.N_IN],
+           f"X must have the first layer's {table[0, layout.N_IN]} columns")
+    _check(raw_out.shape == (n, table[-1, layout.N_OUT]),
+           f"raw_out must have shape ({n}, {table[-1, layout.N_OUT]})")
+    _check(work.shape[0] >= layout.forward_workspace_size(table, n),
+           "work is smaller than forward_workspace_size")
+    layers = _layers(table, params)
+    outs = _outputs(work, table[:-1], n) + [raw_out]
     a = X
-    for W, b, act, z in zip(coefs, intercepts, acts, hidden + [raw_out]):
-        dense_forward(a, W, b, act, negative_slope, z)
+    for (W, b, act, slope), z in zip(layers, outs):
+        dense_forward(a, W, b, act, slope, z)
         a = z
 
 
-def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_acts, negative_slope,
-                     loss, loss_param, alpha, grads_out, work):
+def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha,
+                     grads_out, work):
     """Loss and gradient of one batch, scikit-learn's convention.
 
     Returns (data_loss, penalty): data_loss = sum_i w_i loss_i (raw outputs, output
@@ -373,23 +420,27 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_acts, nega
     grads_out = d (data_loss + penalty) / d params / sum_i w_i; a zero weight sum raises
     ZeroDivisionError (train_epoch skips such batches).
     """
-    _check_acts(hidden_acts, layer_sizes)
-    n = X.shape[0]
-    coefs, intercepts = unflatten(params, layer_sizes)
-    dcoefs, dintercepts = unflatten(grads_out, layer_sizes)
+    _check_table(table, params)
+    _check_data(X, Y, sample_weight, table)
+    _check_loss(loss)
+    n, width = X.shape[0], _width(table)
+    _check(grads_out.shape == params.shape, "grads_out must have the size of params")
+    _check(work.shape[0] >= layout.forward_backward_workspace_size(table, n),
+           "work is smaller than forward_backward_workspace_size")
+    layers = _layers(table, params)
+    dcoefs, dintercepts = layout.unflatten(grads_out, table)
     loss_out = work[:n]
-    acts, rest = _carve(work[n:], n, layer_sizes[1:])
-    deltas, _ = _carve(rest, n, layer_sizes[1:])
-    L = len(coefs)
+    acts = _outputs(work[n:], table, n)
+    deltas = _outputs(work[n + n * width:], table, n)
+    L = len(layers)
     a = X
-    for l in range(L):
-        dense_forward(a, coefs[l], intercepts[l], hidden_acts[l] if l < L - 1 else IDENTITY,
-                      negative_slope, acts[l])
+    for l, (W, b, act, slope) in enumerate(layers):
+        dense_forward(a, W, b, act, slope, acts[l])
         a = acts[l]
     name, has_param = LOSS_KERNELS[loss]
     extra = (loss_param,) if has_param else ()
     data_loss = globals()[name](Y, acts[-1], sample_weight, *extra, loss_out, deltas[-1])
-    coefs64 = unflatten(params.astype(np.float64), layer_sizes)[0]
+    coefs64 = layout.unflatten(params.astype(np.float64), table)[0]
     penalty = 0.5 * alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in coefs64)
     sw = float(np.sum(sample_weight, dtype=np.float64))
     if sw == 0.0:
@@ -398,30 +449,33 @@ def forward_backward(X, Y, sample_weight, params, layer_sizes, hidden_acts, nega
     for l in range(L - 1, -1, -1):
         dense_backward(acts[l - 1] if l else X, deltas[l], dcoefs[l], dintercepts[l])
         if l:
-            dense_backward_delta(deltas[l], coefs[l], acts[l - 1], hidden_acts[l - 1],
-                                 negative_slope, deltas[l - 1])
+            _, _, act_prev, slope_prev = layers[l - 1]
+            dense_backward_delta(deltas[l], layers[l][0], acts[l - 1], act_prev, slope_prev,
+                                 deltas[l - 1])
     grads = grads_out.astype(np.float64)
-    for dW, W in zip(unflatten(grads, layer_sizes)[0], coefs64):
+    for dW, W in zip(layout.unflatten(grads, table)[0], coefs64):
         dW += alpha * W
     grads_out[:] = grads * scale
     return data_loss, penalty
 
 
-def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidden_acts,
-                negative_slope, loss, loss_param, alpha, optimizer, hyper, state, step,
-                grads, work, loss_sum=0.0, penalty_sum=0.0):
+def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss_param,
+                alpha, optimizer, config, state, step, grads, work, loss_sum=0.0,
+                penalty_sum=0.0):
     """One epoch of mini-batch training: rows X[perm[s:s + batch_size]] per batch, where
     ``perm`` (int64) lists the epoch's rows, each in [0, n_rows): a permutation of
     range(n_rows), or one slice of it (batch-aligned) when an epoch runs in several calls.
 
     Each batch: forward, fused loss-and-gradient, backward (``forward_backward``), then
-    one optimizer update of the flat ``params``. ``optimizer`` (scikit-learn's rules;
-    ``hyper`` = [lr, beta1 or momentum, beta2 or decay, eps, nesterov], float64):
-      SGD:     sgd_velocity_step_ with lr, momentum, nesterov; state[0] = velocity;
-      ADAM:    adam_step_ with c1 = sqrt(1 - beta2**t) / (1 - beta1**t), c2 = 1,
-               eps outside the root; state[0] = m, state[1] = v;
-      RMSPROP: rmsprop_step_ (not centered) with decay, eps, momentum and bias correction
-               1 / (1 - decay**t); state[0] = square average, state[1] = momentum buffer.
+    one optimizer update of the flat ``params``. ``optimizer`` (scikit-learn's rules) and
+    ``config`` (float64, its slots named in fastnn.kernels: LR, MOMENTUM, BETA1, BETA2,
+    EPSILON, each with one meaning):
+      SGD, SGD_NESTEROV: sgd_velocity_step_ with LR, MOMENTUM; state[0] = velocity;
+      ADAM:    adam_step_ with c1 = sqrt(1 - BETA2**t) / (1 - BETA1**t), c2 = 1,
+               EPSILON outside the root; state[0] = m, state[1] = v;
+      RMSPROP: rmsprop_step_ (not centered) with decay BETA2, EPSILON, MOMENTUM and bias
+               correction 1 / (1 - BETA2**t); state[0] = square average, state[1] =
+               momentum buffer.
     ``step`` is the number of updates made before (t counts from step + 1). A batch whose
     weights sum to zero is skipped. A batch whose loss is not finite stops the epoch
     before its update.
@@ -437,9 +491,26 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidd
     n, B = X.shape[0], batch_size
     if perm.ndim != 1 or (perm.size and (perm.min() < 0 or perm.max() >= n)):
         raise ValueError(f"perm must be 1-D with every value in [0, {n})")
-    (Xb, Yb), rest = _carve(work, B, [layer_sizes[0], layer_sizes[-1]])
-    wb, fb_work = rest[:B], rest[B:]
-    lr, beta1, beta2, eps, nesterov = hyper
+    _check_table(table, params)
+    _check_data(X, Y, sample_weight, table)
+    _check_loss(loss)
+    if B < 1:
+        raise ValueError(f"batch_size is {B}, expected at least 1")
+    _check(optimizer in (SGD, SGD_NESTEROV, ADAM, RMSPROP), f"unknown optimizer code {optimizer}")
+    rows = 1 if optimizer in (SGD, SGD_NESTEROV) else 2
+    _check(state.ndim == 2 and state.shape[0] >= rows and state.shape[1] == params.shape[0],
+           f"state must have shape ({rows}, params.size) or more rows")
+    _check(grads.shape == params.shape, "grads must have the size of params")
+    _check(work.shape[0] >= layout.train_workspace_size(table, B),
+           "work is smaller than train_workspace_size")
+    if config.shape != (N_CONFIG,):
+        raise ValueError(f"config must have shape ({N_CONFIG},) (fastnn.kernels.CONFIG)")
+    n_in, n_out = int(table[0, layout.N_IN]), int(table[-1, layout.N_OUT])
+    Xb = work[:B * n_in].reshape(B, n_in)
+    Yb = work[B * n_in:B * (n_in + n_out)].reshape(B, n_out)
+    wb, fb_work = work[B * (n_in + n_out):B * (n_in + n_out + 1)], work[B * (n_in + n_out + 1):]
+    lr, momentum, beta1, beta2, eps = (float(config[i]) for i in (LR, MOMENTUM, BETA1,
+                                                                   BETA2, EPSILON))
     loss_sum, penalty_sum = float(loss_sum), float(penalty_sum)
     for start in range(0, len(perm), B):
         idx = perm[start:start + B]
@@ -451,23 +522,22 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, layer_sizes, hidd
         sw = float(np.sum(w, dtype=np.float64))
         if sw == 0.0:
             continue
-        data_loss, penalty = forward_backward(xb, yb, w, params, layer_sizes, hidden_acts,
-                                              negative_slope, loss, loss_param, alpha,
-                                              grads, fb_work)
+        data_loss, penalty = forward_backward(xb, yb, w, params, table, loss, loss_param,
+                                              alpha, grads, fb_work)
         if not np.isfinite(data_loss + penalty):
             return loss_sum, penalty_sum, step, 1
         loss_sum += nb * data_loss / sw
         penalty_sum += nb * penalty / sw
         step += 1
-        if optimizer == SGD:
-            sgd_velocity_step_(params, grads, state[0], lr, beta1, bool(nesterov))
+        if optimizer == SGD or optimizer == SGD_NESTEROV:
+            sgd_velocity_step_(params, grads, state[0], lr, momentum, optimizer == SGD_NESTEROV)
         elif optimizer == ADAM:
             c1 = np.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
             adam_step_(params, grads, state[0], state[1], lr, beta1, beta2, 0.0, False,
                        c1, 1.0, 0.0, eps)
         elif optimizer == RMSPROP:
             rmsprop_step_(params, grads, state[0], state[0][:0], state[1], lr, beta2, eps,
-                          0.0, beta1, False, 1.0 / (1.0 - beta2**step))
+                          0.0, momentum, False, 1.0 / (1.0 - beta2**step))
         else:
             raise ValueError(f"unknown optimizer code {optimizer}")
     return loss_sum, penalty_sum, step, 0

@@ -28,6 +28,15 @@ TOLERANCE = {
 ALL_KERNEL_NAMES = tuple(name for names in KERNELS.values() for name in names)
 
 
+def pytest_configure(config):
+    # registered here, not in pyproject.toml; nothing deselects it by default
+    config.addinivalue_line(
+        "markers",
+        "slow: takes more than ~3 s (cold Numba compiles, subprocesses, clusters, process "
+        "pools, long fits); the inner loop is `python -m pytest -m \"not slow\"`",
+    )
+
+
 def _load_backend(name):
     try:
         module = get_kernels(name)

@@ -1,7 +1,9 @@
 """The command line: every command run as a subprocess, the demo stories' claims, the
 shipped example data, and the progress bar."""
 
+import importlib.util
 import io
+import json
 import os
 import re
 import shutil
@@ -177,11 +179,25 @@ def test_story_2_outliers_losses_order_and_robustness():
 
 
 # --------------------------------------------------------------------------- bench
+# The wheel (fastnn.bench installed, run from another folder): tests/test_bench_installed.py.
+
+needs_fastnn_bench = pytest.mark.skipif(
+    importlib.util.find_spec("fastnn.bench") is None,
+    reason="fastnn.bench is not importable: an editable install made before bench/ became "
+           "fastnn.bench does not map it; run pip install -e . again")
 
 
+def _first_fastnn_backend():
+    from fastnn.bench import workloads
+
+    ready = [b for b, reason in workloads.backend_status().items() if reason is None]
+    if not ready:
+        pytest.skip("no fastnn backend has train_epoch here")
+    return ready[0]
+
+
+@needs_fastnn_bench
 def test_bench_command_runs_the_comparison(tmp_path):
-    if _bench.source_root() is None:
-        pytest.skip("not a source checkout: bench/ is not next to fastnn/")
     out = fastnn_cli("bench", "--workloads", "tiny", "--impls", "cython,sklearn",
                      "--dtypes", "float64", "--threads", "1", "--repeats", "1",
                      "--epochs", "1", "--out", tmp_path, timeout=300)
@@ -192,12 +208,11 @@ def test_bench_command_runs_the_comparison(tmp_path):
     assert "\r" not in out.stderr and "us/step" in out.stderr  # rows logged, no bar
 
 
+@needs_fastnn_bench
 def test_bench_writes_into_the_current_folder_and_its_messages_are_true(tmp_path):
     """Without --out: ./fastnn-bench, as --help says, not the checkout's bench/results.
     Every option a message mentions is an option of `fastnn bench` (the quick preset is
     its default, it has no --quick)."""
-    if _bench.source_root() is None:
-        pytest.skip("not a source checkout: bench/ is not next to fastnn/")
     help_text = fastnn_cli("bench", "--help", timeout=60).stdout
     assert "(default ./fastnn-bench)" in help_text and "bench/results" not in help_text
     options = set(re.findall(r"--[a-z][a-z-]*", help_text))
@@ -212,38 +227,97 @@ def test_bench_writes_into_the_current_folder_and_its_messages_are_true(tmp_path
     assert mentioned <= options, mentioned - options
 
 
+@needs_fastnn_bench
 def test_bench_command_reports_bad_options():
-    if _bench.source_root() is None:
-        pytest.skip("not a source checkout: bench/ is not next to fastnn/")
     out = fastnn_cli("bench", "--workloads", "tiny", "--impls", "cobol", timeout=120)
-    assert out.returncode == 2 and "unknown implementation" in out.stderr
+    assert out.returncode == 2 and "unknown implementation(s) ['cobol']" in out.stderr
+    out = fastnn_cli("bench", "--workloads", "tiny,huge", timeout=120)
+    assert out.returncode == 2 and "unknown workload(s) ['huge']" in out.stderr
 
 
-def test_bench_counts_its_rows_as_bench_compare_does():
-    if _bench.source_root() is None:
-        pytest.skip("not a source checkout: bench/ is not next to fastnn/")
-    compare = _bench.load_compare()
-    argv = ["--quick", "--workloads", "all", "--impls", "cython,numpy,sklearn", "--dtypes",
-            "float64", "--threads", "1"]
-    # quick skips numpy and sklearn on big: 4 + 3 + 3 rows
-    assert _bench.expected_rows(compare, argv) == 10
+@needs_fastnn_bench
+def test_bench_plans_its_rows():
+    plan = _bench.plan(workloads="all", impls="cython,numpy,sklearn", dtypes="float64",
+                       threads="1")
+    assert plan.preset == "quick" and plan.thread_counts == (1,)
+    if any(s["impl"] == "cython" and "workload" not in s for s in plan.skipped):
+        pytest.skip("the cython backend is not built here")
+    # quick leaves numpy and sklearn out of big: 4 + 3 + 3 rows, in the order they run
+    assert [(r.impl, r.workload.name) for r in plan.rows] == [
+        ("cython", "tiny"), ("cython", "digits"), ("cython", "mid"), ("cython", "big"),
+        ("numpy", "tiny"), ("numpy", "digits"), ("numpy", "mid"),
+        ("sklearn", "tiny"), ("sklearn", "digits"), ("sklearn", "mid")]
+    assert {(s["impl"], s.get("workload")) for s in plan.skipped} == {("numpy", "big"),
+                                                                     ("sklearn", "big")}
+    full = _bench.plan(full=True, workloads=["tiny"], impls=["sklearn"], epochs=3)
+    assert full.preset == "full" and full.dtypes == ("float32", "float64")
+    assert [(r.dtype, r.epochs) for r in full.rows] == [("float32", 3), ("float64", 3)]
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        _bench.plan(epochs=0)
 
 
-def test_bench_without_a_source_checkout_says_why(monkeypatch):
-    monkeypatch.setattr(_bench, "source_root", lambda: None)
-    with pytest.raises(_bench.BenchUnavailable, match="pip install -e"):
-        _bench.load_compare()
+@needs_fastnn_bench
+def test_bench_functions_from_the_editable_install(tmp_path, monkeypatch, capsys):
+    """The smallest run through the functions `fastnn bench` calls, in a tmp folder: the
+    progress callback once per row, the results as data, the files in ./fastnn-bench."""
+    from fastnn.bench import compare
+
+    monkeypatch.chdir(tmp_path)
+    backend = _first_fastnn_backend()
+    plan = compare.plan(preset="quick", workloads="tiny", impls=[backend], dtypes="float64",
+                        threads="1", epochs=1, repeats=1)
+    assert [(r.impl, r.workload.name, r.dtype, r.epochs) for r in plan.rows] == [
+        (backend, "tiny", "float64", 1)]
+    calls = []
+    results = compare.run(plan, progress=lambda result, done, total: calls.append(
+        (result["impl"], done, total)))
+    assert calls == [(backend, 1, 1)]
+    assert capsys.readouterr() == ("", "")  # run prints nothing: the caller decides
+    (row,) = results["rows"]
+    assert row["impl"] == backend and row["threads"] == 1 and row["steps"] == 157
+    assert row["us_per_step"] > 0 and row["gflops"] > 0 and row["pct_peak"] > 0
+    assert results["settings"]["preset"] == "quick" and results["skipped"] == []
+    assert compare.row_line(row).split()[:3] == ["fastnn", backend, "tiny"]
+
+    json_path, _ = compare.finish(results, _bench.DEFAULT_OUT)
+    assert json_path == Path("fastnn-bench") / "compare.json"
+    saved = json.loads((tmp_path / json_path).read_text())
+    assert saved["rows"][0]["us_per_step"] == row["us_per_step"]
+    assert "wrote fastnn-bench/compare.json" in capsys.readouterr().out
 
 
-def test_bench_progress_turns_row_lines_into_a_bar():
+def test_bench_without_fastnn_bench_says_why(monkeypatch):
+    monkeypatch.setitem(sys.modules, "fastnn.bench", None)  # as if it were not installed
+    with pytest.raises(_bench.BenchUnavailable, match="pip install -e . again"):
+        _bench.plan()
+
+
+def test_import_fastnn_and_the_cli_parser_leave_the_bench_alone():
+    code = ("import sys, fastnn, fastnn.__main__; fastnn.__main__.build_parser(); "
+            "print(sorted(m for m in sys.modules if 'bench' in m))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+@needs_fastnn_bench
+def test_bench_progress_draws_a_bar_on_a_terminal_and_logs_rows_otherwise():
+    row = {"label": "fastnn cython", "workload": "tiny", "dtype": "float64",
+           "per_threads": {1: {"us_per_step": 8.7, "gave_up": False},
+                           2: {"us_per_step": 9.9, "gave_up": True}}}
     terminal = _FakeTerminal()
     bar = Progress(2, "bench rows", file=terminal, min_interval=0)
-    sink = _bench._RowLines(terminal, bar)
-    sink.write("  fastnn cython        tiny    float64 1 thread(s):       8.7 us/step\n")
-    sink.write("a note\n")
+    _bench.row_progress(bar)(row, 1, 2)
     bar.close()
     text = terminal.getvalue()
-    assert "us/step" not in text and "a note\n" in text and "1/2" in text
+    assert "us/step" not in text and "1/2" in text and "fastnn cython tiny float64" in text
+
+    log = io.StringIO()
+    bar = Progress(2, "bench rows", file=log)
+    _bench.row_progress(bar)(row, 1, 2)
+    bar.close()
+    assert log.getvalue() == ("  fastnn cython        tiny    float64: 1 thread 8.7 us/step, "
+                              "2 threads 9.9 us/step (gave up)\n")
 
 
 # --------------------------------------------------------------------------- cv-delta

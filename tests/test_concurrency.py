@@ -141,47 +141,123 @@ def test_one_fitted_estimator_predicts_the_same_from_four_threads(classification
         np.testing.assert_array_equal(proba, expected)
 
 
+class _Witness:
+    """Whether this thread ran Python while another thread was inside a call, told by
+    ordering, not by timing.
+
+    A worker thread calls ``call()`` up to ``max_calls`` times, setting ``inside`` just
+    before each call and clearing it just after (plain assignments: nothing between
+    them and the call gives up the GIL). Meanwhile this thread looks at ``inside``,
+    sleeping between looks so that the worker can take the GIL. The switch interval is
+    set to 100 s, longer than the whole run, so CPython never takes the GIL from the
+    worker (no forced switch): this thread gets it back only when the worker gives it
+    up. Holding the GIL, this thread sees ``inside`` True only if the worker gave the
+    GIL up between the two assignments, i.e. inside ``call()``. The worker stops as
+    soon as this thread has seen it; each call is another chance, so a loaded machine
+    can only delay the sighting, not prevent it.
+    """
+
+    SWITCH_INTERVAL = 100.0
+
+    def __init__(self, call, max_calls=20):
+        self.call, self.max_calls = call, max_calls
+        self.inside = self.seen = False
+        self.calls = 0
+        self.error = None
+
+    def _work(self):
+        try:
+            while self.calls < self.max_calls and not self.seen:
+                self.inside = True
+                try:
+                    self.call()
+                finally:
+                    self.inside = False
+                self.calls += 1
+        except BaseException as exc:  # re-raised in the test's thread
+            self.error = exc
+
+    def run(self):
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(self.SWITCH_INTERVAL)
+        try:
+            worker = threading.Thread(target=self._work)
+            worker.start()
+            while worker.is_alive() and not self.seen:
+                self.seen = self.inside
+                time.sleep(1e-4)  # gives up the GIL: the worker runs on
+            worker.join()
+        finally:
+            sys.setswitchinterval(previous)
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+def _skip_without_numba_jit():
+    numba = pytest.importorskip("numba", reason="numba not installed")
+    if numba.config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT=1: the numba kernels run as Python")
+    return numba
+
+
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 def test_compiled_epoch_releases_the_gil(backend):
-    """While a one-epoch fit runs in a thread, this thread keeps executing Python.
+    """Another Python thread runs while the compiled epoch is running in a thread.
 
-    One epoch of batch_size=1 is one kernel call of 10000 steps (~200 ms here). If the
-    kernel held the GIL, this thread could not take a timestamp during the call: the
-    timestamps would show one gap as long as the epoch. With the GIL released the
-    largest gap is a scheduling slice (a few ms), even on a busy machine.
+    The arguments of a real fit's first train_epoch call (10000 steps of batch_size=1)
+    are recorded, then the kernel is called with them again in a worker thread under
+    the _Witness, which sees this thread run inside a call only if the kernel gives up
+    the GIL. (The NumPy reference cannot serve as the negative control: NumPy gives up
+    the GIL inside its own operations.)
     """
+    if backend == "numba":
+        _skip_without_numba_jit()
     rng = np.random.default_rng(0)
     X = rng.normal(size=(10000, 10))
     y = (X[:, 0] > 0).astype(int)
+    kernels = get_kernels(backend)
+    inner, recorded = kernels.train_epoch, []
 
-    def make():
-        return MLPClassifier(hidden_layer_sizes=(32,), batch_size=1, max_iter=1,
-                             random_state=0, backend=backend)
+    def train_epoch(*args):
+        recorded.append(args)
+        return inner(*args)
 
-    make().fit(X[:50], y[:50])  # compile (Numba) / warm up outside the measurement
-    window = {}
-    done = threading.Event()
+    kernels.train_epoch = train_epoch
+    try:
+        MLPClassifier(hidden_layer_sizes=(32,), batch_size=1, max_iter=1, random_state=0,
+                      backend=backend).fit(X, y)  # compiles (Numba) outside the witness
+    finally:
+        kernels.train_epoch = inner
+    assert recorded, "the fit never called train_epoch"
+    args = recorded[0]
 
-    def fit():
-        window["start"] = time.perf_counter()
-        make().fit(X, y)
-        window["end"] = time.perf_counter()
-        done.set()
+    witness = _Witness(lambda: inner(*args), max_calls=50).run()
+    assert witness.seen, (
+        f"this thread never ran during any of {witness.calls} {backend} train_epoch "
+        "calls: the kernel holds the GIL")
 
-    stamps = []
-    worker = threading.Thread(target=fit)
-    worker.start()
-    while not done.is_set():
-        stamps.append(time.perf_counter())
-    worker.join()
 
-    start, end = window["start"], window["end"]
-    inside = [start] + [t for t in stamps if start < t < end] + [end]
-    largest_gap = float(np.max(np.diff(inside)))
-    assert end - start > 0.02, f"the epoch was too short ({end - start:.4f} s) to tell"
-    assert largest_gap < 0.5 * (end - start), (
-        f"this thread was stopped for {largest_gap * 1e3:.1f} ms of the "
-        f"{(end - start) * 1e3:.1f} ms fit: the {backend} epoch held the GIL")
+def test_the_gil_witness_tells_a_kernel_that_holds_the_gil_from_one_that_releases_it():
+    """The negative control: one compiled loop, jitted twice, differing only in
+    ``nogil``. The GIL-holding twin keeps this thread out through all its calls."""
+    numba = _skip_without_numba_jit()
+
+    def spin(n):  # a dependent chain of square roots: nothing to vectorise or fold
+        s = 0.0
+        for i in range(n):
+            s = np.sqrt(s + i)
+        return s
+
+    holds = numba.njit(nogil=False)(spin)
+    releases = numba.njit(nogil=True)(spin)
+    n = 2_000_000  # ~10-40 ms per call
+    assert holds(n) == releases(n)  # compile both before the witness
+
+    held = _Witness(lambda: holds(n), max_calls=10).run()
+    assert not held.seen and held.calls == 10
+    released = _Witness(lambda: releases(n), max_calls=10).run()
+    assert released.seen
 
 
 OVERLAPPING_FITS = r"""
@@ -282,7 +358,8 @@ def assert_same_search(got, expected):
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
-@pytest.mark.parametrize("joblib_backend", ["loky", "threading"])
+@pytest.mark.parametrize("joblib_backend", [pytest.param("loky", marks=pytest.mark.slow),
+                                            "threading"])
 def test_grid_search_n_jobs_2_equals_sequential(classification, sequential_searches,
                                                 backend, joblib_backend):
     X, y = classification
@@ -334,6 +411,7 @@ def _finish(proc, name):
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_numba_processes_starting_on_one_empty_cache_neither_crash_nor_corrupt_it(tmp_path):
     """Three processes compile into one empty NUMBA_CACHE_DIR at once (each ~10 s of
     compiling, so they overlap); all succeed with identical weights; a fourth process

@@ -34,6 +34,7 @@ BACKENDS = [
     for b in ["numpy", "numba", "cython"]
 ]
 DELTAS = [0.1, 0.5, 1.0, 10.0, 100.0]
+pytestmark = pytest.mark.slow  # every test here stands on a LocalCluster of 2 processes
 
 
 @pytest.fixture(scope="module")

@@ -66,12 +66,9 @@ def _public_names():
 
 
 PUBLIC = _public_names()
-PENDING = {}  # name -> reason, for a docstring still to write (strict xfail)
 
 
-@pytest.mark.parametrize("name, obj", [
-    pytest.param(n, o, id=n, marks=[pytest.mark.xfail(reason=PENDING[n], strict=True)]
-                 if n in PENDING else []) for n, o in PUBLIC])
+@pytest.mark.parametrize("name, obj", PUBLIC, ids=[n for n, _ in PUBLIC])
 def test_public_name_has_a_numpydoc_docstring_with_an_example(name, obj):
     doc = inspect.getdoc(obj) or ""
     assert doc, f"{name} has no docstring"

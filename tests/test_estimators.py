@@ -234,6 +234,7 @@ def test_class_weight_equals_sample_weight(backend):
     assert_same_fit(combined, manual, rtol=1e-12)
 
 
+@pytest.mark.slow  # 48 fits of 200 epochs
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("solver", ["adam", "sgd", "rmsprop", "lbfgs"])
 @pytest.mark.parametrize("activation", ["leaky_relu", ["tanh", "leaky_relu"]])

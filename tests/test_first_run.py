@@ -47,6 +47,7 @@ needs_numba = pytest.mark.skipif(
 
 
 @needs_numba
+@pytest.mark.slow
 def test_numba_compile_is_announced_once_and_not_when_cached(tmp_path):
     """The first process compiles (one line for float64, although it fits twice and
     predicts); the second loads the same cache folder: no line at all."""

@@ -66,10 +66,12 @@ def test_reference_values(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_huber_by_hand_inside_and_outside_delta(backend):
     x = np.array([0.5, -3.0, 2.0])
+    by_hand = [0.5**2 / 2, 1.5 * (3 - 0.75), 1.5 * (2 - 0.75)]  # inside, outside, outside
     got = F.huber_loss(x, np.zeros(3), delta=1.5, reduction="none", backend=backend)
-    np.testing.assert_allclose(got, [0.125, 1.5 * (3 - 0.75), 1.5 * (2 - 0.75)], rtol=1e-15)
-    _, grad = F.huber_loss(x, np.zeros(3), delta=1.5, reduction="sum", return_grad=True,
-                           backend=backend)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-15)
+    value, grad = F.huber_loss(x, np.zeros(3), delta=1.5, reduction="sum", return_grad=True,
+                               backend=backend)
+    assert value == pytest.approx(0.125 + 3.375 + 1.875, rel=1e-15)
     np.testing.assert_allclose(grad, [0.5, -1.5, 1.5])
 
 
@@ -275,3 +277,5 @@ def test_import_fastnn_imports_neither_numba_nor_torch():
             "assert 'torch' not in sys.modules, 'torch'; print(fastnn.available_backends())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    # it lists the backends this process lists (after the checks: listing imports numba)
+    assert out.stdout.strip() == repr(available_backends())

@@ -60,8 +60,14 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("method", ["fit", "partial_fit"])
-@pytest.mark.parametrize("backend", ["cython", "numba", "numpy"])
+# one child process each (~2 s, far more on a busy machine): one case stays in the fast
+# loop, the others are slow
+CASES = [pytest.param(backend, method, id=f"{backend}-{method}",
+                      marks=[] if (backend, method) == ("cython", "fit") else pytest.mark.slow)
+         for backend in ("cython", "numba", "numpy") for method in ("fit", "partial_fit")]
+
+
+@pytest.mark.parametrize("backend, method", CASES)
 def test_sigint_stops_the_fit_mid_epoch_and_keeps_the_completed_steps(method, backend, tmp_path):
     """The parent sends SIGINT when the child's third slice of its first epoch has run
     (the signal lands in the fourth compiled call, or just before it): the fit stops

@@ -89,3 +89,20 @@ def test_cython_activation_codes_equal_fastnn_kernels():
     train = importlib.import_module("fastnn.kernels.cython.train")
     assert dict(train.LOSS_CODES) == fk.LOSSES
     assert dict(train.OPTIMIZER_CODES) == fk.OPTIMIZERS
+
+
+def test_cython_table_columns_and_config_slots_equal_fastnn_kernels():
+    """The Cython enums of the layer table's columns and of train_epoch's config slots
+    must agree with fastnn.kernels.layout and fastnn.kernels: the compiled epoch reads
+    offsets by these numbers."""
+    from fastnn.kernels import layout
+
+    try:
+        train = importlib.import_module("fastnn.kernels.cython.train")
+    except ImportError as exc:
+        pytest.skip(f"cython backend not built/importable: {exc}")
+    expected = {name: getattr(layout, name) for name in layout.COLUMNS}
+    expected.update(N_COLUMNS=layout.N_COLUMNS, DENSE=layout.DENSE)
+    assert dict(train.TABLE_COLUMNS) == expected
+    slots = {name: getattr(fk, name) for name in fk.CONFIG}
+    assert dict(train.CONFIG_SLOTS) == {**slots, "N_CONFIG": fk.N_CONFIG}

@@ -167,7 +167,10 @@ def test_classifier_options_behave_as_for_scikit_learn(to_onnx):
 def test_what_cannot_convert_raises_naming_it(to_onnx):
     est, X, y = CLASSIFIERS["multiclass"]
     model = fit(est, X, y)
-    model._hidden_acts = np.array([9])
+    from fastnn.kernels import layout
+
+    model._table = model._table.copy()
+    model._table[0, layout.ACT] = 9  # no such activation: nothing to convert it to
     with pytest.raises(ValueError, match="hidden layer 0 has activation code 9"):
         to_onnx(model, X[:1])
 

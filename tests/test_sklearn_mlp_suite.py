@@ -24,6 +24,7 @@ ALLOWED = {
 }
 
 
+@pytest.mark.slow  # a pytest run of its own over scikit-learn's ~60 MLP tests
 def test_scikit_learns_test_mlp_passes_with_the_import_swapped(tmp_path):
     source = pathlib.Path(sklearn.__file__).parent / "neural_network" / "tests" / "test_mlp.py"
     if not source.exists():

@@ -41,26 +41,47 @@ def make_data(n, n_in, n_out, kind, dtype, seed=0):
     return (np.ascontiguousarray(a, dtype=dtype) for a in (X, Y, w))
 
 
-def table_of(sizes):
-    """The layer table of the MLP ``sizes`` (the activations do not change the layout)."""
-    return layout.dense_table(sizes, [fk.IDENTITY] * (len(sizes) - 2))
+def table_of(sizes, *codes, negative_slope=0.1):
+    """The layer table of the MLP ``sizes``; its hidden layers cycle through ``codes``
+    (identity if none)."""
+    codes = codes or (fk.IDENTITY,)
+    return layout.dense_table(sizes, [codes[i % len(codes)] for i in range(len(sizes) - 2)],
+                              negative_slope)
 
 
-def hidden_acts(sizes, *codes):
-    """The int64 array of hidden-layer activation codes: ``codes`` cycled over the layers."""
-    return np.array([codes[i % len(codes)] for i in range(len(sizes) - 2)], dtype=np.int64)
+def config(lr, momentum=0.0, beta1=0.0, beta2=0.0, eps=0.0):
+    """train_epoch's float64 config, by slot name."""
+    out = np.zeros(fk.N_CONFIG)
+    out[[fk.LR, fk.MOMENTUM, fk.BETA1, fk.BETA2, fk.EPSILON]] = lr, momentum, beta1, beta2, eps
+    return out
+
+
+def epoch(kernels, X, Y, w, perm, batch_size, params, table, *, loss=fk.SQUARED_ERROR,
+          loss_param=0.0, alpha=0.0, optimizer=fk.SGD, cfg=None, state=None, step=0,
+          grads=None, work=None, sums=(0.0, 0.0)):
+    """kernels.train_epoch, its buffers made here when not given: the one place the tests
+    spell out its arguments."""
+    cfg = config(0.1) if cfg is None else cfg
+    state = np.zeros((2, params.size), params.dtype) if state is None else state
+    grads = np.zeros_like(params) if grads is None else grads
+    if work is None:
+        work = np.full(layout.train_workspace_size(table, batch_size), np.nan, params.dtype)
+    return kernels.train_epoch(X, Y, w, np.asarray(perm, np.int64), batch_size, params, table,
+                               loss, loss_param, alpha, optimizer, cfg, state, step, grads,
+                               work, *sums)
 
 
 def network(sizes, dtype, seed=0, activation="tanh"):
     return layout.init_params(table_of(sizes), activation, np.random.RandomState(seed), dtype)
 
 
-def run_forward_backward(kernels, X, Y, w, params, sizes, act, loss, param, alpha):
+def run_forward_backward(kernels, X, Y, w, params, sizes, acts, loss, param, alpha):
+    """forward_backward of the MLP ``sizes`` whose hidden layers cycle through ``acts``."""
     grads = np.zeros_like(params)
-    work = np.full(layout.forward_backward_workspace_size(table_of(sizes), X.shape[0]), np.nan, X.dtype)
-    acts = act if isinstance(act, np.ndarray) else hidden_acts(sizes, act)
-    data, penalty = kernels.forward_backward(X, Y, w, params, np.asarray(sizes, np.int64), acts,
-                                             0.1, loss, param, alpha, grads, work)
+    table = table_of(sizes, *acts)
+    work = np.full(layout.forward_backward_workspace_size(table, X.shape[0]), np.nan, X.dtype)
+    data, penalty = kernels.forward_backward(X, Y, w, params, table, loss, param, alpha,
+                                             grads, work)
     return data, penalty, grads
 
 
@@ -77,7 +98,7 @@ def test_forward_backward_gradient_matches_central_differences(kernels, loss, pa
     alpha = 0.3
     if loss == fk.ABSOLUTE_ERROR or loss == fk.HUBER:  # keep residuals away from the kinks
         Y = Y + 5.0
-    act = hidden_acts(sizes, act, fk.TANH)  # a different activation per hidden layer
+    act = (act, fk.TANH)  # a different activation per hidden layer
     data, penalty, grads = run_forward_backward(kernels, X, Y, w, params, sizes, act, loss,
                                                 param, alpha)
 
@@ -98,20 +119,20 @@ def test_forward_backward_and_forward_match_reference(kernels, reference, dtype,
     X, Y, w = make_data(9, 5, n_out, kind, dtype, seed=3)
     params = network(sizes, dtype, seed=2)
     X, Y, w = readonly(X, Y, w)
-    expected = run_forward_backward(reference, X, Y, w, params, sizes, fk.RELU, loss, param, 1e-2)
-    got = run_forward_backward(kernels, X, Y, w, params, sizes, fk.RELU, loss, param, 1e-2)
+    expected = run_forward_backward(reference, X, Y, w, params, sizes, (fk.RELU,), loss, param,
+                                    1e-2)
+    got = run_forward_backward(kernels, X, Y, w, params, sizes, (fk.RELU,), loss, param, 1e-2)
     assert got[0] == pytest.approx(expected[0], rel=tol["rtol"] * 10)
     assert got[1] == pytest.approx(expected[1], rel=tol["rtol"] * 10)
     np.testing.assert_allclose(got[2], expected[2], rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
 
-    sizes_arr = np.asarray(sizes, np.int64)
     raw_ref = np.empty((9, n_out), dtype)
     raw = np.full((9, n_out), np.nan, dtype)
-    acts = hidden_acts(sizes, fk.TANH, fk.LOGISTIC)
-    reference.forward(X, params, sizes_arr, acts, 0.0,
-                      np.empty(layout.forward_workspace_size(table_of(sizes), 9), dtype), raw_ref)
-    kernels.forward(X, params, sizes_arr, acts, 0.0,
-                    np.empty(layout.forward_workspace_size(table_of(sizes), 9), dtype), raw)
+    table = table_of(sizes, fk.TANH, fk.LOGISTIC)
+    reference.forward(X, params, table, np.empty(layout.forward_workspace_size(table, 9), dtype),
+                      raw_ref)
+    kernels.forward(X, params, table, np.empty(layout.forward_workspace_size(table, 9), dtype),
+                    raw)
     np.testing.assert_allclose(raw, raw_ref, **tol)
     # by hand with NumPy
     (W1, W2, W3), (b1, b2, b3) = layout.unflatten(params.astype(np.float64), table_of(sizes))
@@ -122,16 +143,16 @@ def test_forward_backward_and_forward_match_reference(kernels, reference, dtype,
 
 # ----------------------------------------------------------------- train_epoch
 
-OPTIMIZERS = [  # (code, hyper = [lr, beta1 | momentum, beta2 | decay, eps, nesterov])
-    (fk.SGD, [0.05, 0.9, 0.0, 0.0, 0.0]),
-    (fk.SGD, [0.05, 0.9, 0.0, 0.0, 1.0]),
-    (fk.ADAM, [0.01, 0.9, 0.999, 1e-8, 0.0]),
-    (fk.RMSPROP, [0.005, 0.5, 0.9, 1e-8, 0.0]),
+OPTIMIZERS = [  # (code, config)
+    (fk.SGD, config(0.05, momentum=0.9)),
+    (fk.SGD_NESTEROV, config(0.05, momentum=0.9)),
+    (fk.ADAM, config(0.01, beta1=0.9, beta2=0.999, eps=1e-8)),
+    (fk.RMSPROP, config(0.005, momentum=0.5, beta2=0.9, eps=1e-8)),
 ]
 OPT_IDS = ["sgd", "sgd-nesterov", "adam", "rmsprop"]
 
 
-def run_epochs(kernels, X, Y, w, sizes, loss, param, opt, hyper, epochs=3, batch_size=16,
+def run_epochs(kernels, X, Y, w, sizes, loss, param, opt, cfg, epochs=3, batch_size=16,
                act=fk.RELU, seed=0, params=None):
     dtype = X.dtype
     params = network(sizes, dtype, seed=seed) if params is None else params
@@ -142,23 +163,24 @@ def run_epochs(kernels, X, Y, w, sizes, loss, param, opt, hyper, epochs=3, batch
     step, curve = 0, []
     for _ in range(epochs):
         perm = rs.permutation(X.shape[0]).astype(np.int64)
-        loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
-            X, Y, w, perm, batch_size, params, np.asarray(sizes, np.int64),
-            hidden_acts(sizes, act), 0.01,
-            loss, param, 1e-3, opt, np.asarray(hyper, np.float64), state, step, grads, work)
+        loss_sum, penalty_sum, step, nonfinite = epoch(
+            kernels, X, Y, w, perm, batch_size, params,
+            table_of(sizes, act, negative_slope=0.01), loss=loss, loss_param=param,
+            alpha=1e-3, optimizer=opt, cfg=cfg, state=state, step=step, grads=grads,
+            work=work)
         assert nonfinite == 0
         curve.append((loss_sum + penalty_sum) / X.shape[0])
     return params, state, step, curve
 
 
-@pytest.mark.parametrize("opt,hyper", OPTIMIZERS, ids=OPT_IDS)
+@pytest.mark.parametrize("opt,cfg", OPTIMIZERS, ids=OPT_IDS)
 @pytest.mark.parametrize("loss,param,n_out,kind", LOSS_CASES, ids=LOSS_IDS)
 def test_train_epoch_matches_reference_after_3_epochs(kernels, reference, dtype, loss, param,
-                                                      n_out, kind, opt, hyper):
+                                                      n_out, kind, opt, cfg):
     sizes = [6, 8, 5, n_out]
     X, Y, w = make_data(50, 6, n_out, kind, dtype, seed=5)  # 50 rows: the last batch is short
-    expected = run_epochs(reference, X, Y, w, sizes, loss, param, opt, hyper)
-    got = run_epochs(kernels, X, Y, w, sizes, loss, param, opt, hyper)
+    expected = run_epochs(reference, X, Y, w, sizes, loss, param, opt, cfg)
+    got = run_epochs(kernels, X, Y, w, sizes, loss, param, opt, cfg)
     rtol, atol = (1e-10, 1e-12) if dtype == np.float64 else (1e-4, 1e-5)
     np.testing.assert_allclose(got[0], expected[0], rtol=rtol, atol=atol)
     np.testing.assert_allclose(got[1], expected[1], rtol=rtol, atol=atol)
@@ -189,11 +211,11 @@ def test_train_epoch_equals_scikit_learn_mlp(kernels):
     idx, step, curve = np.arange(120), 0, []
     for _ in range(3):
         idx = shuffle(idx, random_state=rs)  # scikit-learn reshuffles the previous order
-        loss_sum, penalty_sum, step, _ = kernels.train_epoch(
-            X, Y, w, idx.astype(np.int64), 32, params, np.asarray(sizes, np.int64),
-            hidden_acts(sizes, fk.TANH),
-            0.0, fk.SOFTMAX_CROSS_ENTROPY, float(np.finfo(np.float64).eps), 1e-4, fk.ADAM,
-            np.array([0.01, 0.9, 0.999, 1e-8, 0.0]), state, step, grads, work)
+        loss_sum, penalty_sum, step, _ = epoch(
+            kernels, X, Y, w, idx, 32, params, table_of(sizes, fk.TANH),
+            loss=fk.SOFTMAX_CROSS_ENTROPY, loss_param=float(np.finfo(np.float64).eps),
+            alpha=1e-4, optimizer=fk.ADAM, cfg=config(0.01, beta1=0.9, beta2=0.999, eps=1e-8),
+            state=state, step=step, grads=grads, work=work)
         curve.append((loss_sum + penalty_sum) / 120)
     coefs, intercepts = layout.unflatten(params, table_of(sizes))
     for got, expected in zip(coefs + intercepts, clf.coefs_ + clf.intercepts_):
@@ -201,10 +223,10 @@ def test_train_epoch_equals_scikit_learn_mlp(kernels):
     np.testing.assert_allclose(curve, clf.loss_curve_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("opt,hyper", OPTIMIZERS, ids=OPT_IDS)
+@pytest.mark.parametrize("opt,cfg", OPTIMIZERS, ids=OPT_IDS)
 @pytest.mark.parametrize("batches_per_call", [1, 2, 3, 100])
 def test_an_epoch_in_slices_is_bit_identical_to_one_call(kernels, dtype, batches_per_call,
-                                                         opt, hyper):
+                                                         opt, cfg):
     """Consecutive batch-aligned slices of the permutation, carrying the step count and
     the loss sums from call to call, give exactly one call's params, optimizer state,
     step and loss sums (the engine runs long epochs this way, to serve Ctrl-C)."""
@@ -215,23 +237,22 @@ def test_an_epoch_in_slices_is_bit_identical_to_one_call(kernels, dtype, batches
     for sliced in (False, True):
         params = network(sizes, dtype, seed=2)
         state = np.zeros((2, params.size), dtype)
-        grads, work = np.zeros_like(params), np.empty(layout.train_workspace_size(table_of(sizes), B), dtype)
-        fixed = (B, params, np.asarray(sizes, np.int64), hidden_acts(sizes, fk.TANH), 0.01,
-                 fk.SOFTMAX_CROSS_ENTROPY, 1e-7, 1e-3, opt, np.asarray(hyper, np.float64),
-                 state)
+        fixed = dict(loss=fk.SOFTMAX_CROSS_ENTROPY, loss_param=1e-7, alpha=1e-3, optimizer=opt,
+                     cfg=cfg, state=state)
+        table = table_of(sizes, fk.TANH)
         step, sums = 5, []  # steps made before: the bias corrections count on from 6
         rs.seed(1)
         for _ in range(2):
             perm = rs.permutation(77).astype(np.int64)
             if not sliced:
-                loss_sum, penalty_sum, step, _ = kernels.train_epoch(
-                    X, Y, w, perm, *fixed, step, grads, work)
+                loss_sum, penalty_sum, step, _ = epoch(kernels, X, Y, w, perm, B, params, table,
+                                                       step=step, **fixed)
             else:
                 loss_sum = penalty_sum = 0.0
                 for start in range(0, 77, batches_per_call * B):
-                    loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
-                        X, Y, w, perm[start:start + batches_per_call * B], *fixed, step,
-                        grads, work, loss_sum, penalty_sum)
+                    loss_sum, penalty_sum, step, nonfinite = epoch(
+                        kernels, X, Y, w, perm[start:start + batches_per_call * B], B, params,
+                        table, step=step, sums=(loss_sum, penalty_sum), **fixed)
                     assert nonfinite == 0
             sums.append((loss_sum, penalty_sum))
         runs.append((params, state, step, sums))
@@ -246,13 +267,8 @@ def test_train_epoch_rejects_a_perm_index_outside_the_rows(kernels):
     X, Y, w = make_data(10, 2, 1, "real", np.float64)
     params = network(sizes, np.float64)
     for bad in (10, -1):
-        with pytest.raises((ValueError, IndexError), match="perm"):
-            kernels.train_epoch(
-                X, Y, w, np.array([0, 3, bad], dtype=np.int64), 2, params,
-                np.asarray(sizes, np.int64), hidden_acts(sizes, fk.TANH), 0.0,
-                fk.SQUARED_ERROR, 0.0, 0.0, fk.SGD, np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
-                np.zeros((1, params.size)), 0, np.zeros_like(params),
-                np.empty(layout.train_workspace_size(table_of(sizes), 2)))
+        with pytest.raises(ValueError, match="perm"):
+            epoch(kernels, X, Y, w, [0, 3, bad], 2, params, table_of(sizes, fk.TANH))
 
 
 def test_engine_fit_in_many_slices_equals_the_fit_in_one_call_per_epoch(monkeypatch):
@@ -302,10 +318,9 @@ def test_train_epoch_stops_on_non_finite_loss_before_updating(kernels):
     before = params.copy()
     state = np.zeros((2, params.size))
     with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the point here
-        loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
-            X, Y, w, np.arange(40, dtype=np.int64), 10, params, np.asarray(sizes, np.int64),
-            hidden_acts(sizes, fk.RELU), 0.0, fk.POISSON, 0.0, 0.0, fk.SGD, np.array([0.1, 0.0, 0.0, 0.0, 0.0]),
-            state, 0, np.zeros_like(params), np.empty(layout.train_workspace_size(table_of(sizes), 10)))
+        loss_sum, penalty_sum, step, nonfinite = epoch(
+            kernels, X, Y, w, np.arange(40), 10, params, table_of(sizes, fk.RELU),
+            loss=fk.POISSON, state=state)
     assert nonfinite == 1 and step == 0 and loss_sum == 0.0
     np.testing.assert_array_equal(params, before)
 
@@ -314,18 +329,12 @@ def test_train_epoch_skips_batches_of_zero_weight(kernels):
     sizes = [2, 3, 1]
     X, Y, w = make_data(20, 2, 1, "real", np.float64, seed=2)
     w[:10] = 0.0
-    hyper = np.array([0.1, 0.0, 0.0, 0.0, 0.0])
     p_all = network(sizes, np.float64)
     p_half = p_all.copy()
-    args = (np.asarray(sizes, np.int64), hidden_acts(sizes, fk.TANH), 0.0, fk.SQUARED_ERROR,
-            0.0, 0.0, fk.SGD, hyper)
-    _, _, step_all, _ = kernels.train_epoch(
-        X, Y, w, np.arange(20, dtype=np.int64), 10, p_all, *args, np.zeros((1, p_all.size)), 0,
-        np.zeros_like(p_all), np.empty(layout.train_workspace_size(table_of(sizes), 10)))
-    _, _, step_half, _ = kernels.train_epoch(
-        X[10:].copy(), Y[10:].copy(), w[10:].copy(), np.arange(10, dtype=np.int64), 10, p_half,
-        *args, np.zeros((1, p_half.size)), 0, np.zeros_like(p_half),
-        np.empty(layout.train_workspace_size(table_of(sizes), 10)))
+    table = table_of(sizes, fk.TANH)
+    _, _, step_all, _ = epoch(kernels, X, Y, w, np.arange(20), 10, p_all, table)
+    _, _, step_half, _ = epoch(kernels, X[10:].copy(), Y[10:].copy(), w[10:].copy(),
+                               np.arange(10), 10, p_half, table)
     assert step_all == step_half == 1
     np.testing.assert_allclose(p_all, p_half, rtol=1e-14)
 
@@ -341,20 +350,19 @@ def test_numba_train_epoch_allocates_nothing_per_batch():
     kernels = get_kernels("numba")
     sizes = [5, 16, 3]
     X, Y, w = make_data(400, 5, 3, "onehot", np.float64)
-    hyper = np.array([0.01, 0.9, 0.999, 1e-8, 0.0])
-
     def allocations(batch_size):
         params = network(sizes, np.float64)
-        args = (X, Y, w, np.arange(400, dtype=np.int64), batch_size, params,
-                np.asarray(sizes, np.int64), hidden_acts(sizes, fk.RELU), 0.0,
-                fk.SOFTMAX_CROSS_ENTROPY, 1e-16,
-                1e-4, fk.ADAM, hyper, np.zeros((2, params.size)), 0, np.zeros_like(params),
-                np.empty(layout.train_workspace_size(table_of(sizes), batch_size)))
-        kernels.train_epoch(*args)  # compile
+        table = table_of(sizes, fk.RELU)
+        fixed = dict(loss=fk.SOFTMAX_CROSS_ENTROPY, loss_param=1e-16, alpha=1e-4,
+                     optimizer=fk.ADAM, cfg=config(0.01, beta1=0.9, beta2=0.999, eps=1e-8),
+                     state=np.zeros((2, params.size)), grads=np.zeros_like(params),
+                     work=np.empty(layout.train_workspace_size(table, batch_size)))
+        args = (kernels, X, Y, w, np.arange(400), batch_size, params, table)
+        epoch(*args, **fixed)  # compile
         _nrt_python.memsys_enable_stats()
         try:
             before = rtsys.get_allocation_stats()
-            kernels.train_epoch(*args)
+            epoch(*args, **fixed)
             after = rtsys.get_allocation_stats()
         finally:
             _nrt_python.memsys_disable_stats()
@@ -377,14 +385,15 @@ def test_forward_backward_drives_scipy_lbfgs_like_scikit_learn(kernels):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reg.fit(X, Y.ravel())
-    sizes = np.array([3, 6, 1], np.int64)
+    sizes = [3, 6, 1]
+    table = table_of(sizes, fk.TANH)
     w = np.ones(80)
-    work = np.empty(layout.forward_backward_workspace_size(table_of(sizes), 80))
+    work = np.empty(layout.forward_backward_workspace_size(table, 80))
 
     def objective(p):
         grads = np.empty_like(p)
-        data, penalty = kernels.forward_backward(X, Y, w, p, sizes, hidden_acts(sizes, fk.TANH),
-                                                 0.0, fk.SQUARED_ERROR, 0.0, 1e-3, grads, work)
+        data, penalty = kernels.forward_backward(X, Y, w, p, table, fk.SQUARED_ERROR, 0.0, 1e-3,
+                                                 grads, work)
         return (data + penalty) / 80, grads
 
     p0 = layout.init_params(table_of(sizes), "tanh", np.random.RandomState(0), np.float64)

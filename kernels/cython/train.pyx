@@ -9,7 +9,6 @@ memoryview operation per batch. The math is the cores of _dense.pxd, _loss.pxd a
 _optim.pxd, the same the single kernels (dense.pyx, loss.pyx, optim.pyx) run.
 """
 
-from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.limits cimport INT_MAX
 from libc.math cimport isfinite, pow, sqrt
 from libc.stdint cimport int64_t
@@ -25,8 +24,9 @@ from _loss cimport (
 from _optim cimport adam_update, rmsprop_update, sgd_velocity_update
 
 
-# Mirror fastnn.kernels (SQUARED_ERROR, ..., SGD, ADAM, RMSPROP); LOSS_CODES and
-# OPTIMIZER_CODES expose them so a test can check the two agree.
+# Mirror fastnn.kernels (SQUARED_ERROR, ..., SGD, ..., LR, ...) and fastnn.kernels.layout
+# (the table's columns); LOSS_CODES, OPTIMIZER_CODES, CONFIG_SLOTS and TABLE_COLUMNS
+# expose them so a test can check the two agree.
 cdef enum:
     SQUARED_ERROR = 0
     ABSOLUTE_ERROR = 1
@@ -38,11 +38,40 @@ cdef enum:
 
 cdef enum:
     SGD = 0
-    ADAM = 1
-    RMSPROP = 2
-    N_OPTIMIZERS = 3
+    SGD_NESTEROV = 1
+    ADAM = 2
+    RMSPROP = 3
+    N_OPTIMIZERS = 4
 
-# Layers of a network (len(layer_sizes) - 1): the per-layer offsets live on the stack.
+cdef enum:  # train_epoch's config slots
+    LR = 0
+    MOMENTUM = 1
+    BETA1 = 2
+    BETA2 = 3
+    EPSILON = 4
+    N_CONFIG = 5
+
+cdef enum:  # the layer table's columns, and its one op
+    OP = 0
+    ACT = 1
+    ACT_PARAM = 2
+    IN_C = 3
+    IN_H = 4
+    IN_W = 5
+    OUT_C = 6
+    OUT_H = 7
+    OUT_W = 8
+    N_IN = 9
+    N_OUT = 10
+    W_OFF = 11
+    W_LEN = 12
+    B_OFF = 13
+    B_LEN = 14
+    OUT_OFF = 15
+    N_COLUMNS = 16
+    DENSE = 0
+
+# Layers of a network (rows of its table): the per-layer values live on the stack.
 cdef enum:
     MAX_LAYERS = 64
 
@@ -54,71 +83,76 @@ LOSS_CODES = {
     "binary_log_loss": BINARY_LOG_LOSS,
     "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,
 }
-OPTIMIZER_CODES = {"sgd": SGD, "adam": ADAM, "rmsprop": RMSPROP}
+OPTIMIZER_CODES = {"sgd": SGD, "sgd_nesterov": SGD_NESTEROV, "adam": ADAM,
+                   "rmsprop": RMSPROP}
+CONFIG_SLOTS = {"LR": LR, "MOMENTUM": MOMENTUM, "BETA1": BETA1, "BETA2": BETA2,
+                "EPSILON": EPSILON, "N_CONFIG": N_CONFIG}
+TABLE_COLUMNS = {
+    "OP": OP, "ACT": ACT, "ACT_PARAM": ACT_PARAM, "IN_C": IN_C, "IN_H": IN_H, "IN_W": IN_W,
+    "OUT_C": OUT_C, "OUT_H": OUT_H, "OUT_W": OUT_W, "N_IN": N_IN, "N_OUT": N_OUT,
+    "W_OFF": W_OFF, "W_LEN": W_LEN, "B_OFF": B_OFF, "B_LEN": B_LEN, "OUT_OFF": OUT_OFF,
+    "N_COLUMNS": N_COLUMNS, "DENSE": DENSE,
+}
 
 
-ctypedef struct Net:
+ctypedef struct Net:  # the layer table's values, read once per call (no arithmetic)
     Py_ssize_t n_layers  # L
-    Py_ssize_t size[MAX_LAYERS + 1]  # n_0 (features) .. n_L (outputs)
+    Py_ssize_t size[MAX_LAYERS + 1]  # n_0 (layer 0's N_IN) .. n_L: layer l's N_OUT = n_{l+1}
     Py_ssize_t w_off[MAX_LAYERS]  # W_l (n_l x n_{l+1}) starts here in the flat buffer
     Py_ssize_t b_off[MAX_LAYERS]  # b_l (n_{l+1}) starts here
-    Py_ssize_t n_params
-    Py_ssize_t hidden_sum  # n_1 + ... + n_{L-1}
-    Py_ssize_t width_sum  # n_1 + ... + n_L
+    Py_ssize_t out_off[MAX_LAYERS]  # layer l's output in a workspace row
+    Py_ssize_t n_params  # length of the flat buffer
+    Py_ssize_t hidden_sum  # outputs per row of the hidden layers: OUT_OFF of the last
+    Py_ssize_t width_sum  # outputs per row of all layers
     Py_ssize_t max_width  # max(n_1, ..., n_L): the softmax scratch
-    int act[MAX_LAYERS]  # layer l's activation: hidden_acts[l] for l < L - 1, IDENTITY last
-    double negative_slope
+    int act[MAX_LAYERS]  # layer l's activation code
+    double slope[MAX_LAYERS]  # layer l's activation parameter (leaky ReLU's slope)
 
 
 # --------------------------------------------------------------------------- validation
 
 
-cdef int _network(const int64_t[::1] layer_sizes, const int64_t[::1] hidden_acts,
-                  double negative_slope, Net* net) except -1:
-    """Fill ``net`` from layer_sizes and hidden_acts (one activation code per hidden
-    layer), or raise ValueError naming the problem."""
-    cdef Py_ssize_t l, L = layer_sizes.shape[0] - 1
+cdef int _network(const int64_t[:, ::1] table, Py_ssize_t n_params, Net* net) except -1:
+    """Fill ``net`` from the layer table (fastnn.kernels.layout), or raise ValueError
+    naming the row and the problem. Every block the table names must lie inside the
+    ``n_params`` values of params: the nogil cores trust these offsets."""
+    cdef Py_ssize_t l, L = table.shape[0]
+    cdef const int64_t* row
+    if table.shape[1] != N_COLUMNS:
+        raise ValueError(f"table has {table.shape[1]} columns, expected {N_COLUMNS} "
+                         f"(fastnn.kernels.layout)")
     if L < 1 or L > MAX_LAYERS:
-        raise ValueError(
-            f"layer_sizes has {L + 1} entries, expected 2 to {MAX_LAYERS + 1} "
-            f"(n_features, hidden sizes..., n_outputs)"
-        )
-    for l in range(L + 1):
-        if layer_sizes[l] < 1 or layer_sizes[l] > INT_MAX:
-            raise ValueError(f"layer_sizes[{l}] = {layer_sizes[l]}, expected 1 to {INT_MAX}")
-    if hidden_acts.shape[0] != L - 1:
-        raise ValueError(
-            f"hidden_acts has {hidden_acts.shape[0]} entries, expected {L - 1} "
-            f"(one activation code per hidden layer, len(layer_sizes) - 2)"
-        )
-    for l in range(L - 1):
-        if hidden_acts[l] < 0 or hidden_acts[l] >= N_ACTIVATIONS:
-            raise ValueError(
-                f"hidden_acts[{l}] = {hidden_acts[l]} is not an activation code "
-                f"(0 to {N_ACTIVATIONS - 1})"
-            )
+        raise ValueError(f"table has {L} rows (layers), expected 1 to {MAX_LAYERS}")
     net.n_layers = L
-    net.n_params = 0
-    net.hidden_sum = 0
-    net.width_sum = 0
+    net.n_params = n_params
     net.max_width = 1
-    for l in range(L + 1):
-        net.size[l] = layer_sizes[l]
     for l in range(L):
-        # each layer holds < 2**62 + 2**31 values; only their sum can overflow
-        if net.size[l] * net.size[l + 1] + net.size[l + 1] > PY_SSIZE_T_MAX - net.n_params:
-            raise ValueError(f"layer_sizes {list(layer_sizes)} need too many parameters")
-        net.w_off[l] = net.n_params
-        net.b_off[l] = net.n_params + net.size[l] * net.size[l + 1]
-        net.n_params = net.b_off[l] + net.size[l + 1]
-        net.width_sum += net.size[l + 1]
-        if l < L - 1:
-            net.hidden_sum += net.size[l + 1]
+        row = &table[l, 0]
+        if row[OP] != DENSE:
+            raise ValueError(f"table row {l}: unknown op code {row[OP]}")
+        if row[ACT] < 0 or row[ACT] >= N_ACTIVATIONS:
+            raise ValueError(f"table row {l}: unknown activation code {row[ACT]}")
+        if (row[N_IN] < 1 or row[N_OUT] < 1 or row[N_IN] > INT_MAX or row[N_OUT] > INT_MAX
+                or row[W_LEN] != row[N_IN] * row[N_OUT] or row[B_LEN] != row[N_OUT]
+                or (l > 0 and row[N_IN] != table[l - 1, N_OUT])):
+            raise ValueError(f"table row {l}: inconsistent shapes")
+        if (row[W_OFF] < 0 or row[W_LEN] > n_params or row[W_OFF] > n_params - row[W_LEN]
+                or row[B_OFF] < 0 or row[B_LEN] > n_params
+                or row[B_OFF] > n_params - row[B_LEN]):
+            raise ValueError(f"table row {l}: its parameters lie outside params "
+                             f"({n_params} values)")
+        if row[OUT_OFF] != (table[l - 1, OUT_OFF] + table[l - 1, N_OUT] if l > 0 else 0):
+            raise ValueError(f"table row {l}: OUT_OFF is not after the previous layer's")
+        net.size[l] = row[N_IN]
+        net.size[l + 1] = row[N_OUT]
+        net.w_off[l] = row[W_OFF]
+        net.b_off[l] = row[B_OFF]
+        net.out_off[l] = row[OUT_OFF]
+        net.act[l] = <int>row[ACT]
+        memcpy(&net.slope[l], &row[ACT_PARAM], sizeof(double))  # a float64 by its bits
         net.max_width = max(net.max_width, net.size[l + 1])
-    for l in range(L - 1):
-        net.act[l] = <int>hidden_acts[l]
-    net.act[L - 1] = IDENTITY
-    net.negative_slope = negative_slope
+    net.hidden_sum = net.out_off[L - 1]
+    net.width_sum = net.out_off[L - 1] + net.size[L]
     return 0
 
 
@@ -132,7 +166,7 @@ cdef int _check_work(Py_ssize_t got, object want, str sizer) except -1:
     """want is a Python int: a huge batch_size or row count cannot overflow the check."""
     if got < want:
         raise ValueError(
-            f"work has length {got}, needs at least {want} (fastnn._network.{sizer})"
+            f"work has length {got}, needs at least {want} (fastnn.kernels.layout.{sizer})"
         )
     return 0
 
@@ -191,13 +225,12 @@ cdef inline void _forward_layers(
     floating** out,  # OUT out[l] (n, n_{l+1}); out[L - 1] gets the raw output
     double* e,  # scratch, max_width doubles
 ) noexcept nogil:
-    """out[l] = f_l(out[l - 1] @ W_l + b_l): f_l = net.act[l] (hidden_acts[l] for a hidden
-    layer, identity for the last)."""
+    """out[l] = f_l(out[l - 1] @ W_l + b_l): f_l = net.act[l] with net.slope[l]."""
     cdef Py_ssize_t l, L = net.n_layers
     cdef const floating* a = X
     for l in range(L):
         dense_forward_rows(a, n, net.size[l], params + net.w_off[l], params + net.b_off[l],
-                           net.size[l + 1], net.act[l], net.negative_slope, out[l], e)
+                           net.size[l + 1], net.act[l], net.slope[l], out[l], e)
         a = out[l]
 
 
@@ -255,17 +288,13 @@ cdef double _forward_backward_rows(
     cdef floating* acts[MAX_LAYERS]
     cdef floating* deltas[MAX_LAYERS]
     cdef floating* loss_out = work
-    cdef floating* p = work + n
     cdef const floating* a_prev
     cdef const floating* W
     cdef floating* G
     cdef double data_loss, sq_sum = 0.0
-    for l in range(L):
-        acts[l] = p
-        p += n * net.size[l + 1]
-    for l in range(L):
-        deltas[l] = p
-        p += n * net.size[l + 1]
+    for l in range(L):  # loss_out (n) | outputs (n x width) | deltas (n x width)
+        acts[l] = work + n + n * net.out_off[l]
+        deltas[l] = work + n + n * net.width_sum + n * net.out_off[l]
 
     _forward_layers(net, params, X, n, acts, e)
     data_loss = _loss_gradient(loss, prm, Y, acts[L - 1], sample_weight, n, net.size[L],
@@ -277,7 +306,7 @@ cdef double _forward_backward_rows(
         if l:
             dense_backward_delta_rows(deltas[l], params + net.w_off[l], acts[l - 1], n,
                                       net.size[l], net.size[l + 1], net.act[l - 1],
-                                      net.negative_slope, deltas[l - 1])
+                                      net.slope[l - 1], deltas[l - 1])
     # L2 term (weights only) and the 1 / sum(w) scale in one pass over the buffer
     for l in range(L):
         W = params + net.w_off[l]
@@ -306,7 +335,7 @@ cdef int _train_epoch_rows(
     const LossParams* prm,
     double alpha,
     int optimizer,
-    const double* hyper,  # IN [lr, beta1 | momentum, beta2 | decay, eps, nesterov]
+    const double* config,  # IN (N_CONFIG,): LR, MOMENTUM, BETA1, BETA2, EPSILON
     floating* state0,  # INOUT (n_params,)
     floating* state1,  # INOUT (n_params,), unused by SGD (may be NULL)
     floating* grads,  # OUT (n_params,)
@@ -323,8 +352,9 @@ cdef int _train_epoch_rows(
     cdef floating* Yb = Xb + B * n_in
     cdef floating* wb = Yb + B * n_out
     cdef floating* fb_work = wb + B
-    cdef double lr = hyper[0], beta1 = hyper[1], beta2 = hyper[2], eps = hyper[3]
-    cdef bint nesterov = hyper[4] != 0.0
+    cdef double lr = config[LR], momentum = config[MOMENTUM], eps = config[EPSILON]
+    cdef double beta1 = config[BETA1], beta2 = config[BETA2]
+    cdef bint nesterov = optimizer == SGD_NESTEROV
     cdef double sw, data_loss, penalty, t, c
     for batch in range((n + B - 1) // B):
         start = batch * B
@@ -347,8 +377,8 @@ cdef int _train_epoch_rows(
         step[0] += 1
         t = <double>step[0]
         # bias corrections: once per step, scalar pow
-        if optimizer == SGD:
-            sgd_velocity_update(params, grads, state0, net.n_params, lr, beta1, nesterov)
+        if optimizer == SGD or optimizer == SGD_NESTEROV:
+            sgd_velocity_update(params, grads, state0, net.n_params, lr, momentum, nesterov)
         elif optimizer == ADAM:
             c = sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t))
             adam_update(params, grads, state0, state1, net.n_params, lr, beta1, beta2, 0.0,
@@ -356,7 +386,7 @@ cdef int _train_epoch_rows(
         else:
             c = 1.0 / (1.0 - pow(beta2, t))
             rmsprop_update(params, grads, state0, <floating*>NULL, state1, net.n_params, lr,
-                           beta2, eps, 0.0, beta1, False, c)
+                           beta2, eps, 0.0, momentum, False, c)
     return 0
 
 
@@ -366,29 +396,23 @@ cdef int _train_epoch_rows(
 def forward(
     const floating[:, ::1] X,  # IN (n, n_0)
     const floating[::1] params,  # IN (n_params,)
-    const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
-    const int64_t[::1] hidden_acts not None,  # IN (n_layers - 1,), one code per hidden layer
-    double negative_slope,
-    floating[::1] work,  # scratch: a_1 .. a_{L-1}
+    const int64_t[:, ::1] table,  # IN (n_layers, N_COLUMNS): the layer table
+    floating[::1] work,  # scratch: the hidden layers' outputs
     floating[:, ::1] raw_out,  # OUT (n, n_L)
 ):
     """raw_out = the network's output before the output activation, for rows X."""
     cdef Net net
     cdef Py_ssize_t l, n = X.shape[0]
     cdef floating* out[MAX_LAYERS]
-    cdef floating* p
-    _network(layer_sizes, hidden_acts, negative_slope, &net)
+    _network(table, params.shape[0], &net)
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
-    _check_shape("params", (params.shape[0],), (net.n_params,))
     _check_shape("raw_out", (raw_out.shape[0], raw_out.shape[1]), (n, net.size[net.n_layers]))
     _check_work(work.shape[0], <object>n * net.hidden_sum, "forward_workspace_size")
     _check_rows(n)
     cdef double* e = _scratch(&net)
     with nogil:
-        p = ptr1(work)
         for l in range(net.n_layers - 1):
-            out[l] = p
-            p += n * net.size[l + 1]
+            out[l] = ptr1(work) + n * net.out_off[l]
         out[net.n_layers - 1] = ptr2(raw_out)
         if n > 0:
             _forward_layers(&net, cptr1(params), cptr2(X), n, out, e)
@@ -400,14 +424,12 @@ def forward_backward(
     const floating[:, ::1] Y,  # IN (n, n_L)
     const floating[::1] sample_weight,  # IN (n,)
     const floating[::1] params,  # IN (n_params,)
-    const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
-    const int64_t[::1] hidden_acts not None,  # IN (n_layers - 1,), one code per hidden layer
-    double negative_slope,
+    const int64_t[:, ::1] table,  # IN (n_layers, N_COLUMNS): the layer table
     int loss,
     double loss_param,
     double alpha,
     floating[::1] grads_out,  # OUT (n_params,)
-    floating[::1] work,  # scratch: loss_out | a_1 .. a_L | delta_1 .. delta_L
+    floating[::1] work,  # scratch: loss_out | outputs | deltas
 ):
     """Loss and gradient of one batch: returns (data_loss, penalty), data_loss = sum_i w_i
     loss_i, penalty = alpha / 2 sum ||W||**2; grads_out = d (data_loss + penalty) / d params
@@ -415,12 +437,11 @@ def forward_backward(
     cdef Net net
     cdef Py_ssize_t i, n = X.shape[0]
     cdef double sw = 0.0, data_loss, penalty
-    _network(layer_sizes, hidden_acts, negative_slope, &net)
+    _network(table, params.shape[0], &net)
     cdef LossParams prm = _loss_params(loss, loss_param)
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
     _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
     _check_shape("sample_weight", (sample_weight.shape[0],), (n,))
-    _check_shape("params", (params.shape[0],), (net.n_params,))
     _check_shape("grads_out", (grads_out.shape[0],), (net.n_params,))
     _check_work(work.shape[0], <object>n * (1 + 2 * net.width_sum),
                 "forward_backward_workspace_size")
@@ -445,14 +466,12 @@ def train_epoch(
     const int64_t[::1] perm,  # IN (m,), the epoch's rows in order; every value in [0, n)
     Py_ssize_t batch_size,
     floating[::1] params,  # INOUT (n_params,)
-    const int64_t[::1] layer_sizes,  # IN [n_0, ..., n_L]
-    const int64_t[::1] hidden_acts not None,  # IN (n_layers - 1,), one code per hidden layer
-    double negative_slope,
+    const int64_t[:, ::1] table,  # IN (n_layers, N_COLUMNS): the layer table
     int loss,
     double loss_param,
     double alpha,
     int optimizer,
-    const double[::1] hyper,  # IN [lr, beta1 | momentum, beta2 | decay, eps, nesterov]
+    const double[::1] config,  # IN (N_CONFIG,): LR, MOMENTUM, BETA1, BETA2, EPSILON
     floating[:, ::1] state,  # INOUT (1 for SGD | 2, n_params)
     int64_t step,
     floating[::1] grads,  # OUT (n_params,), the last computed batch's gradient
@@ -468,7 +487,7 @@ def train_epoch(
     cdef int64_t v
     cdef int nonfinite
     cdef floating* state1 = NULL
-    _network(layer_sizes, hidden_acts, negative_slope, &net)
+    _network(table, params.shape[0], &net)
     cdef LossParams prm = _loss_params(loss, loss_param)
     if optimizer < 0 or optimizer >= N_OPTIMIZERS:
         raise ValueError(f"unknown optimizer code {optimizer}")
@@ -477,10 +496,9 @@ def train_epoch(
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
     _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
     _check_shape("sample_weight", (sample_weight.shape[0],), (n,))
-    _check_shape("params", (params.shape[0],), (net.n_params,))
     _check_shape("grads", (grads.shape[0],), (net.n_params,))
-    _check_shape("hyper", (hyper.shape[0],), (5,))
-    cdef Py_ssize_t state_rows = 1 if optimizer == SGD else 2
+    _check_shape("config", (config.shape[0],), (N_CONFIG,))
+    cdef Py_ssize_t state_rows = 1 if optimizer == SGD or optimizer == SGD_NESTEROV else 2
     if state.shape[0] < state_rows or state.shape[1] != net.n_params:
         raise ValueError(
             f"state has shape {(state.shape[0], state.shape[1])}, expected "
@@ -501,7 +519,7 @@ def train_epoch(
     with nogil:
         nonfinite = _train_epoch_rows(
             &net, cptr2(X), cptr2(Y), cptr1(sample_weight), m, &perm[0], B, ptr1(params),
-            loss, &prm, alpha, optimizer, &hyper[0], ptr2(state), state1, ptr1(grads),
+            loss, &prm, alpha, optimizer, &config[0], ptr2(state), state1, ptr1(grads),
             ptr1(work), e, &loss_sum, &penalty_sum, &step,
         )
     free(e)
