@@ -60,6 +60,7 @@ def test_no_command_is_a_usage_error():
 # --------------------------------------------------------------------------- demo
 
 
+@pytest.mark.slow
 def test_demo_command_prints_three_stories_and_writes_three_pngs(tmp_path):
     out = fastnn_cli("demo", "--epochs", "3", "--out", tmp_path / "pngs")
     assert out.returncode == 0, out.stderr
@@ -83,6 +84,7 @@ def test_demo_command_prints_three_stories_and_writes_three_pngs(tmp_path):
         assert f"wrote {tmp_path / 'pngs'}" in text
 
 
+@pytest.mark.slow
 def test_demo_defaults_to_fastnn_demo_folder_and_selects_stories(tmp_path):
     out = fastnn_cli("demo", "--stories", "2", cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -196,6 +198,7 @@ def _first_fastnn_backend():
     return ready[0]
 
 
+@pytest.mark.slow
 @needs_fastnn_bench
 def test_bench_command_runs_the_comparison(tmp_path):
     out = fastnn_cli("bench", "--workloads", "tiny", "--impls", "cython,sklearn",
@@ -208,6 +211,7 @@ def test_bench_command_runs_the_comparison(tmp_path):
     assert "\r" not in out.stderr and "us/step" in out.stderr  # rows logged, no bar
 
 
+@pytest.mark.slow
 @needs_fastnn_bench
 def test_bench_writes_into_the_current_folder_and_its_messages_are_true(tmp_path):
     """Without --out: ./fastnn-bench, as --help says, not the checkout's bench/results.
@@ -325,6 +329,7 @@ def test_bench_progress_draws_a_bar_on_a_terminal_and_logs_rows_otherwise():
 # --------------------------------------------------------------------------- cv-delta
 
 
+@pytest.mark.slow
 def test_cv_delta_prints_the_table_best_delta_and_writes_the_curve(tmp_path):
     png = tmp_path / "curve.png"
     out = fastnn_cli("cv-delta", EXAMPLE, "--target", "y", "--deltas", "0.1", "1,10",
@@ -387,6 +392,7 @@ def test_cv_delta_too_few_rows_and_unknown_scoring(tmp_path):
     assert out.returncode == 1 and "unknown scoring 'best'" in out.stderr
 
 
+@pytest.mark.slow
 def test_cv_delta_runs_on_a_dask_cluster(tmp_path):
     """--scheduler: the fits run as tasks of the given Dask scheduler (joblib's dask backend)."""
     distributed = pytest.importorskip("dask.distributed")
@@ -404,6 +410,7 @@ def test_cv_delta_runs_on_a_dask_cluster(tmp_path):
     assert "best delta:" in out.stdout
 
 
+@pytest.mark.slow
 def test_cv_delta_bad_scheduler_address_is_an_error():
     pytest.importorskip("dask.distributed")
     out = fastnn_cli("cv-delta", EXAMPLE, "--target", "y", "--deltas", "1", "--cv", "2",

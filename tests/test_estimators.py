@@ -318,6 +318,7 @@ def test_outliers_huber_and_absolute_error_recover_the_clean_line():
     assert errors["huber"] < errors["squared_error"] / 5, errors
 
 
+@pytest.mark.slow  # six 40-epoch fits on digits, three of them scikit-learn's
 def test_digits_accuracy_within_noise_of_scikit_learn(digits):
     from sklearn.model_selection import train_test_split
 

@@ -196,6 +196,7 @@ skl2onnx.to_onnx(reg, X[:1])
 """
 
 
+@pytest.mark.slow
 def test_register_is_what_makes_skl2onnx_convert_fastnn(to_onnx):
     # a fresh interpreter: this one has registered already
     subprocess.run([sys.executable, "-W", "ignore", "-c", UNREGISTERED], check=True,

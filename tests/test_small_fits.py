@@ -32,6 +32,7 @@ def peak_bytes(fn):
     return tracemalloc.get_traced_memory()[1] - before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("Estimator,y", [(MLPRegressor, y_reg), (MLPClassifier, y_class)])
 def test_the_cost_of_a_partial_fit_does_not_grow_with_the_calls_before_it(Estimator, y):
     """Calls 100 and 2000 of a stream allocate the same at their peak (medians of 20
