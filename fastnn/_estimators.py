@@ -393,6 +393,10 @@ class _BaseMLP(BaseEstimator):
     def __setstate__(self, state):
         super().__setstate__(state)
         if "coefs_" in state:  # pickling copies the views: relink them to one buffer
+            if "_table" not in state:  # pickled by fastnn 0.1 before the layer table
+                sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
+                self._table = layout.dense_table(sizes, state["_hidden_acts"],
+                                                 state["_negative_slope"])
             self._params = None
             self._set_params_flat(self._pack(), self._table)
 

@@ -3,7 +3,7 @@
 - Fits in two threads at once give bit-for-bit the weights of the same fits run one after
   the other, on every backend; the compiled epoch releases the GIL (Cython and Numba), so
   another Python thread keeps running during it. (Whether two threads are actually
-  faster is measured, not tested: ``python -m bench.threads``.)
+  faster is measured, not tested: ``python -m fastnn.bench.threads``.)
 - Concurrent fits leave the process's BLAS thread limit as they found it.
 - GridSearchCV(n_jobs=2) on joblib's loky (processes) and threading backends gives the
   sequential search's scores and best parameters exactly.

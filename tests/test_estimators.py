@@ -343,3 +343,27 @@ def test_verbose_fit_draws_a_progress_bar_only_on_a_terminal(monkeypatch, digits
             quiet(MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, verbose=True,
                                 random_state=0).fit, X, y)
         assert ("epochs |" in stream.getvalue() and "3/3" in stream.getvalue()) == drawn
+
+
+def test_a_pickle_from_before_the_layer_table_still_predicts():
+    """fastnn 0.1's pickles held _hidden_acts and _negative_slope, no _table."""
+    import pickle
+
+    import numpy as np
+
+    from fastnn import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), activation="leaky_relu", negative_slope=0.2,
+                        max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    state = dict(clf.__getstate__())
+    table = state.pop("_table")
+    state["_hidden_acts"], state["_negative_slope"] = table[:-1, 1].copy(), 0.2
+    old = MLPClassifier.__new__(MLPClassifier)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
