@@ -213,7 +213,7 @@ def _convert_regressor(scope, operator, container):
 
 def _raw_outputs(scope, operator, container, est, proto_dtype, np_dtype):
     """The network's raw outputs (before the output activation): the name of an (N,
-    n_outputs) tensor. Hidden layer l applies ``est._hidden_acts[l]``."""
+    n_outputs) tensor. Hidden layer l applies the activation of row l of ``est._table``."""
     from skl2onnx.common._apply_operation import apply_add, apply_cast
 
     acts, slope = _hidden_activations(est)

@@ -111,13 +111,8 @@ def dense_table(layer_sizes, hidden_acts, negative_slope=0.0, output_act=0):
 # ----------------------------------------------------------------- read off the table
 
 
-def layer_sizes(table):
-    """``[n_in of the first layer, n_out of every layer]`` (int64): the kernels' argument."""
-    return np.array([table[0, N_IN]] + table[:, N_OUT].tolist(), dtype=np.int64)
-
-
 def hidden_acts(table):
-    """The activation codes of every layer but the last (int64): the kernels' argument."""
+    """The activation codes of every layer but the last (int64)."""
     return np.ascontiguousarray(table[:-1, ACT], dtype=np.int64)
 
 
@@ -126,7 +121,8 @@ def n_params(table):
     return int(table[-1, B_OFF] + table[-1, B_LEN])
 
 
-def _width(table):
+def width(table):
+    """Outputs per row of all layers together: a workspace region's row."""
     return int(table[-1, OUT_OFF] + table[-1, N_OUT])
 
 
@@ -137,7 +133,7 @@ def forward_workspace_size(table, rows):
 
 def forward_backward_workspace_size(table, rows):
     """Length of ``forward_backward``'s workspace: loss, outputs and deltas per row."""
-    return int(rows * (1 + 2 * _width(table)))
+    return int(rows * (1 + 2 * width(table)))
 
 
 def train_workspace_size(table, batch_size):

@@ -389,10 +389,6 @@ def _outputs(work, table, rows):
             .reshape(rows, int(r[layout.N_OUT])) for r in table]
 
 
-def _width(table):
-    return int(table[-1, layout.OUT_OFF] + table[-1, layout.N_OUT])
-
-
 def forward(X, params, table, work, raw_out):
     """raw_out = the network's output before the output activation, for rows X."""
     _check_table(table, params)
@@ -423,7 +419,7 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
     _check_table(table, params)
     _check_data(X, Y, sample_weight, table)
     _check_loss(loss)
-    n, width = X.shape[0], _width(table)
+    n, width = X.shape[0], layout.width(table)
     _check(grads_out.shape == params.shape, "grads_out must have the size of params")
     _check(work.shape[0] >= layout.forward_backward_workspace_size(table, n),
            "work is smaller than forward_backward_workspace_size")
