@@ -33,6 +33,7 @@ import numpy as np
 
 import fastnn.kernels as fk
 from fastnn._backends import get_kernels
+from fastnn._engine import OptimizerState, Problem, train_steps
 from fastnn.kernels import layout
 
 SEED = 0
@@ -164,7 +165,9 @@ class FastnnTrainer:
                                         [fk.RELU] * (len(workload.layer_sizes) - 2))
         self.config = np.zeros(fk.N_CONFIG)
         self.config[[fk.LR, fk.BETA1, fk.BETA2, fk.EPSILON]] = LEARNING_RATE, BETA1, BETA2, EPSILON
-        self.log_eps = float(np.finfo(self.dtype).eps)  # scikit-learn's clip of the log-loss
+        log_eps = float(np.finfo(self.dtype).eps)  # scikit-learn's clip of the log-loss
+        self.problem = Problem(self.kernels, self.table, fk.SOFTMAX_CROSS_ENTROPY, log_eps,
+                               ALPHA)
         self.work = np.empty(layout.train_workspace_size(self.table, workload.batch_size),
                              self.dtype)
         self.reset()
@@ -172,9 +175,8 @@ class FastnnTrainer:
     def reset(self):
         self.random_state = np.random.RandomState(self.seed)
         self.params = layout.init_params(self.table, "relu", self.random_state, self.dtype)
-        self.state = np.zeros((2, self.params.size), self.dtype)
+        self.optimizer = OptimizerState.new(self.params.size, self.dtype, LEARNING_RATE)
         self.grads = np.zeros_like(self.params)
-        self.step = 0
 
     def permutation(self):
         return self.random_state.permutation(self.workload.n_samples).astype(np.int64)
@@ -184,10 +186,9 @@ class FastnnTrainer:
         if perm is None:
             perm = self.permutation()
         d = self.data
-        loss_sum, penalty_sum, self.step, nonfinite = self.kernels.train_epoch(
-            d.X, d.Y, d.sample_weight, perm, self.workload.batch_size, self.params, self.table,
-            fk.SOFTMAX_CROSS_ENTROPY, self.log_eps, ALPHA, fk.ADAM, self.config, self.state,
-            self.step, self.grads, self.work)
+        loss_sum, penalty_sum, nonfinite = train_steps(
+            self.problem, self.params, self.optimizer, fk.ADAM, self.config, d.X, d.Y,
+            d.sample_weight, perm, self.workload.batch_size, self.grads, self.work)
         if nonfinite:
             raise FloatingPointError(f"non-finite loss on {self.workload.name}: the timing would be meaningless")
         return (loss_sum + penalty_sum) / self.workload.n_samples

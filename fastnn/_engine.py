@@ -1,11 +1,17 @@
 """Training around the compiled kernels: epochs, schedules, early stopping, divergence.
 
-The estimator validates and encodes the data, then hands a :class:`Problem` (what is
-being fitted) and itself (the hyperparameters, and where fitted attributes go) to
-:func:`fit_stochastic` or :func:`fit_lbfgs`. One epoch is one kernel call; everything
-here runs once per epoch, never per mini-batch. The loop reproduces scikit-learn's MLP
-(``_fit_stochastic``): the same shuffles from the same random state, the same loss
-curve, stopping rules, learning-rate schedules and messages.
+A pure engine: :func:`fit_stochastic` trains a :class:`Problem` (the layer table, the
+loss, the penalty, the backend's kernels) with :class:`Options` (the hyperparameters)
+from a :class:`TrainState` (parameters, optimizer state, stopping counters) on data, and
+returns the new state and the call's :class:`History`; :func:`fit_lbfgs` returns the new
+parameters. Nothing here reads or writes an estimator: the estimator validates and
+encodes the data, builds these inputs and copies the results into its fitted
+attributes, so a fit that raises has changed nothing.
+
+One epoch is a few compiled calls; everything here runs once per epoch, never per
+mini-batch. The loop reproduces scikit-learn's MLP (``_fit_stochastic``): the same
+shuffles from the same random state, the same loss curve, stopping rules,
+learning-rate schedules and messages.
 """
 
 import _signal  # signal's own functions, without its enum conversions (see sigint_deferred)
@@ -14,12 +20,12 @@ import functools
 import signal
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable
 
 import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 from sklearn.utils.optimize import _check_optimize_result
 from threadpoolctl import ThreadpoolController
 
@@ -85,56 +91,128 @@ def _batch_offsets(constant, sample_weight, perm, batch_size):
     return float(np.sum(rows[keep] * csum[keep] / wsum[keep]))
 
 
+@dataclass
 class OptimizerState:
-    """The optimizer's state and schedule: its buffers (``state``: momentum, or Adam's
-    and RMSprop's moments), the step count, and scikit-learn's SGDOptimizer /
-    AdamOptimizer bookkeeping (learning rate, schedule, stopping).
+    """The optimizer's state: its buffers (``moments``: SGD's velocity, or Adam's and
+    RMSprop's two moment estimates, shape (2, n_params)), the step count (Adam's bias
+    correction) and the current learning rate (scikit-learn's ``_optimizer`` holds the
+    same, under the same name)."""
 
-    A fit trains a :meth:`copy` and the estimator keeps it only if the fit succeeds
-    (the kernels write the buffers in place)."""
+    moments: np.ndarray
+    step: int = 0
+    learning_rate: float = 1e-3
 
-    def __init__(self, est, n_params, dtype):
-        self.solver = est.solver
-        self.learning_rate = float(est.learning_rate_init)
-        self.state = np.zeros((2, n_params), dtype=dtype)
-        self.step = 0
+    @classmethod
+    def new(cls, n_params, dtype, learning_rate):
+        return cls(np.zeros((2, n_params), dtype=dtype), 0, float(learning_rate))
+
+
+@dataclass
+class TrainState:
+    """Everything a stochastic fit carries from epoch to epoch and from one partial_fit
+    to the next, as data: the flat parameters, the optimizer's state, scikit-learn's
+    ``t_`` (samples seen), and the stopping rule's best values and counter.
+
+    The engine never writes a state it is given: it trains a :meth:`copy` and returns it.
+    """
+
+    params: np.ndarray
+    optimizer: OptimizerState
+    t: int = 0
+    best_loss: float = np.inf
+    best_validation_score: float = -np.inf
+    best_params: np.ndarray = None  # the best validation epoch's parameters
+    no_improvement_count: int = 0
 
     def copy(self):
-        """A new state equal to this one, sharing nothing that a fit writes."""
-        new = object.__new__(OptimizerState)
-        new.__dict__.update(self.__dict__)
-        new.state = self.state.copy()
-        return new
+        """A state equal to this one that shares no array a fit writes (``best_params``
+        is only ever replaced, never written)."""
+        opt = self.optimizer
+        moments = opt.moments.astype(self.params.dtype)  # always a copy
+        return replace(self, params=self.params.copy(),
+                       optimizer=OptimizerState(moments, opt.step, opt.learning_rate))
 
-    def config(self, est):
-        """train_epoch's float64 config (slots named in fastnn.kernels)."""
-        config = np.zeros(_k.N_CONFIG)
-        config[[_k.LR, _k.MOMENTUM, _k.BETA1, _k.BETA2, _k.EPSILON]] = (
-            self.learning_rate, est.momentum, est.beta_1, est.beta_2, est.epsilon)
-        return config
 
-    def code(self, est):
-        if self.solver == "sgd" and est.nesterovs_momentum:
+@dataclass(frozen=True)
+class Options:
+    """The solvers' hyperparameters, with scikit-learn's MLP names and meanings."""
+
+    solver: str = "adam"
+    learning_rate: str = "constant"  # the schedule: constant, invscaling or adaptive
+    learning_rate_init: float = 1e-3
+    power_t: float = 0.5
+    momentum: float = 0.9
+    nesterovs_momentum: bool = True
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    batch_size: object = "auto"
+    max_iter: int = 200
+    shuffle: bool = True
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    max_fun: int = 15000
+    verbose: bool = False
+
+    def optimizer_code(self):
+        if self.solver == "sgd" and self.nesterovs_momentum:
             return _k.SGD_NESTEROV
         return _k.OPTIMIZERS[self.solver]
 
-    def iteration_ends(self, est, time_step):
-        if self.solver == "sgd" and est.learning_rate == "invscaling":
-            self.learning_rate = float(est.learning_rate_init) / (time_step + 1) ** est.power_t
+    def config(self, learning_rate):
+        """train_epoch's float64 config (slots named in fastnn.kernels)."""
+        config = np.zeros(_k.N_CONFIG)
+        config[[_k.LR, _k.MOMENTUM, _k.BETA1, _k.BETA2, _k.EPSILON]] = (
+            learning_rate, self.momentum, self.beta_1, self.beta_2, self.epsilon)
+        return config
 
-    def trigger_stopping(self, est, msg, say=print):
-        if self.solver != "sgd" or est.learning_rate != "adaptive":
-            if est.verbose:
+    def iteration_ends(self, optimizer, time_step):
+        """scikit-learn's SGDOptimizer.iteration_ends: invscaling's new learning rate."""
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            optimizer.learning_rate = (float(self.learning_rate_init)
+                                       / (time_step + 1) ** self.power_t)
+
+    def trigger_stopping(self, optimizer, msg, say=print):
+        """scikit-learn's trigger_stopping: stop, or (adaptive) divide the rate by 5."""
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
                 say(msg + " Stopping.")
             return True
-        if self.learning_rate <= 1e-6:
-            if est.verbose:
+        if optimizer.learning_rate <= 1e-6:
+            if self.verbose:
                 say(msg + " Learning rate too small. Stopping.")
             return True
-        self.learning_rate /= 5.0
-        if est.verbose:
-            say(msg + " Setting learning rate to %f" % self.learning_rate)
+        optimizer.learning_rate /= 5.0
+        if self.verbose:
+            say(msg + " Setting learning rate to %f" % optimizer.learning_rate)
         return False
+
+
+OPTION_NAMES = tuple(f.name for f in fields(Options))
+
+
+@dataclass
+class Validation:
+    """Held-out rows that early stopping scores after every epoch: ``score(params)`` is
+    the estimator's score of those rows (accuracy, R^2), higher is better."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray
+    score: Callable[[np.ndarray], float]
+
+
+@dataclass
+class History:
+    """What one fit or partial_fit call adds: its epochs' losses (scikit-learn's
+    convention), validation scores and losses, and whether Ctrl-C stopped it."""
+
+    n_iter: int = 0
+    loss: float = None  # the last complete epoch's
+    loss_curve: list = field(default_factory=list)
+    validation_scores: list = field(default_factory=list)
+    validation_loss_curve: list = field(default_factory=list)
+    interrupted: bool = False
 
 
 # Below this many flops per mini-batch step (forward and backward GEMMs) a second BLAS
@@ -227,33 +305,47 @@ def sigint_deferred():
         _signal.signal(signal.SIGINT, previous)
 
 
-def train_epoch_sliced(problem, X, Y, sample_weight, sample_idx, batch_size, params,
-                       schedule, optimizer, config, grads, work, interrupted, bar=None):
-    """One epoch over the rows ``sample_idx``, as consecutive compiled calls of
-    ``batches_per_call`` mini-batches each (bit-identical to one call over all of them);
-    ``optimizer`` and ``config`` as train_epoch takes them.
+def train_steps(problem, params, optimizer, code, config, X, Y, sample_weight, rows,
+                batch_size, grads, work, sums=(0.0, 0.0)):
+    """One compiled ``train_epoch`` call: the mini-batches of ``rows`` (consecutive
+    ``batch_size`` slices), each a forward-backward pass and an optimizer step of kind
+    ``code`` with ``config``. Updates ``params`` and ``optimizer`` (moments, step) in
+    place; ``sums`` carries the loss sums of earlier calls of the same epoch.
 
-    ``schedule.step`` advances with every call. Stops early when a call reports a
-    non-finite loss or when ``interrupted()`` becomes true between calls. Returns
-    (loss_sum, penalty_sum, nonfinite, complete).
+    The one place the kernel's arguments are spelled out (the engine, bench/ and the
+    tests call this). Returns (loss_sum, penalty_sum, nonfinite).
+    """
+    loss_sum, penalty_sum, step, nonfinite = problem.kernels.train_epoch(
+        X, Y, sample_weight, rows, batch_size, params, problem.table, problem.loss,
+        problem.loss_param, problem.alpha, code, config, optimizer.moments, optimizer.step,
+        grads, work, *sums)
+    optimizer.step = int(step)
+    return loss_sum, penalty_sum, bool(nonfinite)
+
+
+def train_epoch_sliced(problem, params, optimizer, code, config, X, Y, sample_weight,
+                       rows, batch_size, grads, work, interrupted, bar=None):
+    """One epoch over ``rows``, as consecutive :func:`train_steps` calls of
+    ``batches_per_call`` mini-batches each (bit-identical to one call over all of them).
+
+    Stops early when a call reports a non-finite loss or when ``interrupted()`` becomes
+    true between calls. Returns (loss_sum, penalty_sum, nonfinite, complete).
     """
     per_call = batches_per_call(problem.table, batch_size) * batch_size
-    n = sample_idx.shape[0]
-    loss_sum = penalty_sum = 0.0
+    n = rows.shape[0]
+    sums = (0.0, 0.0)
     for start in range(0, n, per_call):
-        loss_sum, penalty_sum, step, nonfinite = problem.kernels.train_epoch(
-            X, Y, sample_weight, sample_idx[start:start + per_call], batch_size, params,
-            problem.table, problem.loss, problem.loss_param, problem.alpha, optimizer,
-            config, schedule.state, schedule.step, grads, work, loss_sum, penalty_sum)
-        schedule.step = int(step)
+        *sums, nonfinite = train_steps(problem, params, optimizer, code, config, X, Y,
+                                       sample_weight, rows[start:start + per_call],
+                                       batch_size, grads, work, sums)
         if nonfinite:
-            return loss_sum, penalty_sum, True, False
+            return *sums, True, False
         if start + per_call < n:
             if interrupted():
-                return loss_sum, penalty_sum, False, False
+                return *sums, False, False
             if bar is not None:
                 bar.update(0, note=f"rows {start + per_call}/{n}")
-    return loss_sum, penalty_sum, False, True
+    return *sums, False, True
 
 
 def shuffle_indices(sample_idx, rs):
@@ -265,76 +357,55 @@ def shuffle_indices(sample_idx, rs):
     return sample_idx[order]
 
 
-def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incremental,
-                   poisson_constant=None):
-    """Mini-batch training (sgd, adam, rmsprop), as scikit-learn's ``_fit_stochastic``.
+def batch_size_for(batch_size, n_samples):
+    """scikit-learn's mini-batch size: min(200, n) for "auto", else clipped to [1, n]."""
+    if batch_size == "auto":
+        return min(200, n_samples)
+    if batch_size > n_samples:
+        warnings.warn("Got `batch_size` less than 1 or larger than "
+                      "sample size. It is going to be clipped")
+    return int(np.clip(batch_size, 1, n_samples))
 
-    ``params`` (the flat buffer) is updated in place; fitted attributes (loss_curve_,
-    n_iter_, t_, best_loss_, validation_scores_, ...) are set on ``est``. Returns the
-    final parameters (the best ones when early stopping).
+
+def fit_stochastic(problem, options, state, X, Y, sample_weight, random_state, *,
+                   incremental=False, validation=None, poisson_constant=None):
+    """Mini-batch training (sgd, adam, rmsprop), as scikit-learn's ``_fit_stochastic``:
+    up to ``options.max_iter`` epochs (one if ``incremental``: partial_fit) from
+    ``state``, shuffled with draws from ``random_state``, stopping by scikit-learn's rules
+    on the training loss, or on ``validation``'s score when given (early stopping, whose
+    best epoch's parameters end the fit).
+
+    ``state`` is not written: returns (the new TrainState, the call's History). Raises
+    scikit-learn's ValueError if the loss becomes non-finite (unless early stopping has
+    a best epoch to fall back on).
     """
-    rs = est._random_state
-    # a new state object (the estimator's own is left intact until the fit succeeds: the
-    # caller restores the attributes on error, and this never writes the old object)
-    if not incremental or getattr(est, "_schedule", None) is None:
-        schedule = OptimizerState(est, params.size, params.dtype)
-    else:
-        schedule = est._schedule.copy()
-    est._schedule = schedule
-    if est.early_stopping and incremental:
-        raise ValueError("partial_fit does not support early_stopping=True")
-
-    if est.early_stopping:
-        stratify = y_for_split if est._stratify_validation else None
-        X, X_val, Y, Y_val, sample_weight, sw_val, *const = train_test_split(
-            X, Y, sample_weight,
-            *(() if poisson_constant is None else (poisson_constant,)),
-            random_state=rs, test_size=est.validation_fraction, stratify=stratify)
-        poisson_constant = const[0] if const else None
-        if X_val.shape[0] < 2:
-            raise ValueError(
-                "The validation set is too small. Increase 'validation_fraction' "
-                "or the size of your dataset."
-            )
-        if not np.sum(sw_val) > 0:
-            raise ValueError("The validation set has zero total sample_weight.")
-        X, Y, sample_weight = (np.ascontiguousarray(a) for a in (X, Y, sample_weight))
-        X_val, Y_val, sw_val = (np.ascontiguousarray(a) for a in (X_val, Y_val, sw_val))
-        y_val = est._decode_validation_targets(Y_val)
-
+    state = state.copy()
+    optimizer = state.optimizer
     n_samples = X.shape[0]
-    sample_idx = np.arange(n_samples, dtype=np.int64)
-    if est.batch_size == "auto":
-        batch_size = min(200, n_samples)
-    else:
-        if est.batch_size > n_samples:
-            warnings.warn(
-                "Got `batch_size` less than 1 or larger than "
-                "sample size. It is going to be clipped"
-            )
-        batch_size = int(np.clip(est.batch_size, 1, n_samples))
-
-    grads = np.empty_like(params)
-    work = np.empty(layout.train_workspace_size(problem.table, batch_size), params.dtype)
-    est.n_iter_ = 0  # counts this call's epochs, as scikit-learn's
+    rows = np.arange(n_samples, dtype=np.int64)
+    batch_size = batch_size_for(options.batch_size, n_samples)
+    code = options.optimizer_code()
+    grads = np.empty_like(state.params)
+    work = np.empty(layout.train_workspace_size(problem.table, batch_size), X.dtype)
+    history = History()
     # a bar on a terminal with verbose; the "Iteration ..." lines go to stdout as before,
     # through the bar so that the two never garble each other
-    bar = Progress(1 if incremental else est.max_iter, "epochs",
-                   enabled=None if est.verbose else False)
+    bar = Progress(1 if incremental else options.max_iter, "epochs",
+                   enabled=None if options.verbose else False)
     late = []  # warnings, shown once the bar is closed (they go to its stream, stderr)
     with blas_threads(problem.table, batch_size), bar, sigint_deferred() as interrupted:
-        for _ in range(est.max_iter):
-            if est.shuffle:
-                sample_idx = shuffle_indices(sample_idx, rs)
+        for _ in range(options.max_iter):
+            if options.shuffle:
+                rows = shuffle_indices(rows, random_state)
             loss_sum, penalty_sum, nonfinite, complete = train_epoch_sliced(
-                problem, X, Y, sample_weight, sample_idx, batch_size, params, schedule,
-                schedule.code(est), schedule.config(est), grads, work, interrupted, bar)
-            if nonfinite or not np.isfinite(params).all():
-                if not (est.early_stopping and est._best_params is not None):
+                problem, state.params, optimizer, code, options.config(optimizer.learning_rate),
+                X, Y, sample_weight, rows, batch_size, grads, work, interrupted, bar)
+            if nonfinite or not np.isfinite(state.params).all():
+                if validation is None or state.best_params is None:
                     raise ValueError(NONFINITE_MESSAGE)
                 # as scikit-learn: early stopping keeps the best validation epoch's weights
                 late.append(ConvergenceWarning(
-                    f"Training diverged in epoch {est.n_iter_ + 1} (the loss became "
+                    f"Training diverged in epoch {history.n_iter + 1} (the loss became "
                     "non-finite); the weights of the best validation epoch are kept. Try "
                     "a smaller learning_rate_init, or scale the input features."))
                 break
@@ -342,81 +413,83 @@ def fit_stochastic(est, problem, params, X, Y, sample_weight, y_for_split, incre
                 break
             offset = 0.0
             if poisson_constant is not None:
-                offset = _batch_offsets(poisson_constant, sample_weight, sample_idx, batch_size)
-            est.n_iter_ += 1
-            est.loss_ = _epoch_loss(problem, loss_sum, penalty_sum, n_samples, offset)
-            est.t_ += n_samples
-            est.loss_curve_.append(est.loss_)
-            bar.update(note=f"loss {est.loss_:.4g}")
-            if est.verbose:
-                bar.print("Iteration %d, loss = %.8f" % (est.n_iter_, est.loss_))
+                offset = _batch_offsets(poisson_constant, sample_weight, rows, batch_size)
+            history.n_iter += 1
+            history.loss = _epoch_loss(problem, loss_sum, penalty_sum, n_samples, offset)
+            history.loss_curve.append(history.loss)
+            state.t += n_samples
+            bar.update(note=f"loss {history.loss:.4g}")
+            if options.verbose:
+                bar.print("Iteration %d, loss = %.8f" % (history.n_iter, history.loss))
 
-            if est.early_stopping:
-                est.validation_loss_curve_.append(
-                    problem.loss_value(params, X_val, Y_val, sw_val))
-                _update_validation(est, params, X_val, y_val, sw_val, bar.print)
+            if validation is not None:
+                history.validation_loss_curve.append(problem.loss_value(
+                    state.params, validation.X, validation.Y, validation.sample_weight))
+                score = validation.score(state.params)
+                history.validation_scores.append(score)
+                if options.verbose:
+                    bar.print("Validation score: %f" % score)
+                _track_validation(state, score, options.tol)
             else:
-                _update_training(est)
+                _track_training(state, history.loss, options.tol)
 
-            schedule.iteration_ends(est, est.t_)
+            options.iteration_ends(optimizer, state.t)
 
-            if est._no_improvement_count > est.n_iter_no_change:
-                if est.early_stopping:
-                    msg = ("Validation score did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (est.tol, est.n_iter_no_change))
-                else:
-                    msg = ("Training loss did not improve more than tol=%f for %d "
-                           "consecutive epochs." % (est.tol, est.n_iter_no_change))
-                if schedule.trigger_stopping(est, msg, bar.print):
+            if state.no_improvement_count > options.n_iter_no_change:
+                watched = "Validation score" if validation is not None else "Training loss"
+                msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
+                       % (watched, options.tol, options.n_iter_no_change))
+                if options.trigger_stopping(optimizer, msg, bar.print):
                     break
-                est._no_improvement_count = 0
+                state.no_improvement_count = 0
 
             if incremental or interrupted():
                 break
 
-            if est.n_iter_ == est.max_iter:
+            if history.n_iter == options.max_iter:
                 late.append(ConvergenceWarning(
                     "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % est.max_iter))
+                    "optimization hasn't converged yet." % options.max_iter))
 
-    if interrupted():
+    history.interrupted = interrupted()
+    if history.interrupted:
         late.append(UserWarning("Training interrupted by user."))
     for warning in late:
         warnings.warn(warning)
 
-    if est.early_stopping and est._best_params is not None:
-        params[:] = est._best_params
-    return params
+    if validation is not None and state.best_params is not None:
+        state.params = state.best_params.copy()
+    return state, history
 
 
-def _update_validation(est, params, X_val, y_val, sw_val, say=print):
-    score = est._score_params(params, X_val, y_val, sw_val)
-    est.validation_scores_.append(score)
-    if est.verbose:
-        say("Validation score: %f" % score)
-    if score < est.best_validation_score_ + est.tol:
-        est._no_improvement_count += 1
+def _track_validation(state, score, tol):
+    """Early stopping's bookkeeping after an epoch scored ``score`` on held-out rows."""
+    if score < state.best_validation_score + tol:
+        state.no_improvement_count += 1
     else:
-        est._no_improvement_count = 0
-    if score > est.best_validation_score_:
-        est.best_validation_score_ = score
-        est._best_params = params.copy()
+        state.no_improvement_count = 0
+    if score > state.best_validation_score:
+        state.best_validation_score = score
+        state.best_params = state.params.copy()
 
 
-def _update_training(est):
-    if est.loss_curve_[-1] > est.best_loss_ - est.tol:
-        est._no_improvement_count += 1
+def _track_training(state, loss, tol):
+    """The training-loss stopping rule's bookkeeping after an epoch of loss ``loss``."""
+    if loss > state.best_loss - tol:
+        state.no_improvement_count += 1
     else:
-        est._no_improvement_count = 0
-    if est.loss_curve_[-1] < est.best_loss_:
-        est.best_loss_ = est.loss_curve_[-1]
+        state.no_improvement_count = 0
+    if loss < state.best_loss:
+        state.best_loss = loss
 
 
-def fit_lbfgs(est, problem, params, X, Y, sample_weight, poisson_constant=None):
-    """Full-batch L-BFGS-B through scipy on the kernels' forward_backward.
+def fit_lbfgs(problem, options, params, X, Y, sample_weight, poisson_constant=None):
+    """Full-batch L-BFGS-B through scipy on the kernels' forward_backward, from
+    ``params`` (not written).
 
     The objective is (sum_i w_i loss_i + alpha/2 ||W||^2) / sum_i w_i with its exact
-    gradient; ``loss_`` is reported in scikit-learn's convention.
+    gradient. Returns (the new parameters, scipy's iteration count, ``loss_`` in
+    scikit-learn's convention).
     """
     grads = np.empty_like(params)
     work = np.empty(layout.forward_backward_workspace_size(problem.table, X.shape[0]),
@@ -429,22 +502,22 @@ def fit_lbfgs(est, problem, params, X, Y, sample_weight, poisson_constant=None):
         p = np.ascontiguousarray(p, dtype=params.dtype)
         data, penalty = problem.kernels.forward_backward(
             X, Y, sample_weight, p, problem.table, problem.loss, problem.loss_param,
-            problem.alpha,
-            grads, work)
+            problem.alpha, grads, work)
         return (data + penalty) / sw, grads.astype(np.float64)
 
-    iprint = 1 if est.verbose is True or est.verbose >= 1 else -1
-    options = {"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol}
+    verbose = options.verbose
+    iprint = 1 if verbose is True or verbose >= 1 else -1
+    scipy_options = {"maxfun": options.max_fun, "maxiter": options.max_iter,
+                     "gtol": options.tol}
     if iprint > 0:
-        options["disp"] = True
+        scipy_options["disp"] = True
     with blas_threads(problem.table, X.shape[0]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*iprint.*", category=DeprecationWarning)
         result = scipy.optimize.minimize(objective, params.astype(np.float64),
-                                         method="L-BFGS-B", jac=True, options=options)
-    est.n_iter_ = _check_optimize_result("lbfgs", result, est.max_iter)
-    params[:] = result.x
+                                         method="L-BFGS-B", jac=True, options=scipy_options)
+    n_iter = _check_optimize_result("lbfgs", result, options.max_iter)
+    params = np.ascontiguousarray(result.x, dtype=params.dtype)
     data, penalty = problem.kernels.forward_backward(
         X, Y, sample_weight, params, problem.table, problem.loss, problem.loss_param,
         problem.alpha, grads, work)
-    est.loss_ = (data / problem.report_divisor + penalty) / sw + offset
-    return params
+    return params, n_iter, (data / problem.report_divisor + penalty) / sw + offset

@@ -15,6 +15,7 @@ from scipy import sparse
 from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -32,6 +33,7 @@ from . import kernels as _k
 from .kernels import layout
 
 _STOCHASTIC = ("sgd", "adam", "rmsprop")
+_OPTION_NAMES = _engine.OPTION_NAMES  # the hyperparameters the engine takes, by name
 _ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -178,10 +180,11 @@ class _BaseMLP(BaseEstimator):
         """Leave the estimator exactly as it was if the block raises: bad data in a refit
         or a partial_fit must not damage a fitted model.
 
-        O(1) per call, whatever the history: a fit replaces arrays and the optimizer
-        state (``_engine.OptimizerState.copy``) instead of writing them, and only appends
-        to lists (the loss and validation curves), so the attributes and the lists'
-        lengths are all there is to restore.
+        Training itself cannot damage it (the engine returns a new state, committed only
+        on success); this guards the attributes that validation sets first (classes_,
+        n_features_in_, ...). O(1) per call, whatever the history: fits replace arrays
+        instead of writing them and only append to lists (the loss and validation
+        curves), so the attributes and the lists' lengths are all there is to restore.
         """
         saved = dict(self.__dict__)
         lengths = [(v, len(v)) for v in saved.values() if type(v) is list]
@@ -259,14 +262,25 @@ class _BaseMLP(BaseEstimator):
             params = self._pack(X.dtype).copy()  # trained on a copy: coefs_ intact on error
         problem = self._problem(table)
         constant = self._loss_constant(Y)
+        options = _engine.Options(**{name: getattr(self, name) for name in _OPTION_NAMES})
         if self.solver == "lbfgs":
-            params = _engine.fit_lbfgs(self, problem, params, X, Y, sample_weight, constant)
-        else:
-            params = _engine.fit_stochastic(self, problem, params, X, Y, sample_weight,
-                                            self._split_labels(y), incremental, constant)
-        if not np.isfinite(params).all():  # L-BFGS's last resort; the epochs check their own
-            raise ValueError(_engine.NONFINITE_MESSAGE)
-        self._set_params_flat(params, table)
+            params, self.n_iter_, self.loss_ = _engine.fit_lbfgs(
+                problem, options, params, X, Y, sample_weight, constant)
+            if not np.isfinite(params).all():  # scipy ended at non-finite weights
+                raise ValueError(_engine.NONFINITE_MESSAGE)
+            self._set_params_flat(params, table)
+            return self
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        start = self._train_state(params, incremental)  # before the split: no draws
+        validation = None
+        if self.early_stopping:
+            (X, Y, sample_weight, constant), validation = self._validation_split(
+                X, Y, sample_weight, constant, self._split_labels(y))
+        state, history = _engine.fit_stochastic(
+            problem, options, start, X, Y, sample_weight, self._random_state,
+            incremental=incremental, validation=validation, poisson_constant=constant)
+        self._commit(state, history, table)
         return self
 
     def _initialize(self, table, dtype):
@@ -279,7 +293,7 @@ class _BaseMLP(BaseEstimator):
         params = layout.init_params(table, self._layer_activations(len(table)),
                                     self._random_state, dtype)
         self._table = table  # the network that early stopping's scores predict with
-        self._schedule = None
+        self._optimizer = None
         self._best_params = None
         if self.solver in _STOCHASTIC:
             self.loss_curve_ = []
@@ -294,6 +308,65 @@ class _BaseMLP(BaseEstimator):
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
         return params
+
+    def _train_state(self, params, incremental):
+        """The engine's starting state, from the fitted attributes: ``t_``, the stopping
+        rule's best values and counter, and the optimizer, which partial_fit continues
+        and fit starts anew (scikit-learn's rule, warm_start included)."""
+        optimizer = getattr(self, "_optimizer", None)
+        if not incremental or optimizer is None:
+            optimizer = _engine.OptimizerState.new(params.size, params.dtype,
+                                                   self.learning_rate_init)
+        best_loss = getattr(self, "best_loss_", None)
+        best_score = getattr(self, "best_validation_score_", None)
+        return _engine.TrainState(
+            params, optimizer, t=self.t_,
+            best_loss=np.inf if best_loss is None else best_loss,
+            best_validation_score=-np.inf if best_score is None else best_score,
+            best_params=getattr(self, "_best_params", None),
+            no_improvement_count=getattr(self, "_no_improvement_count", 0))
+
+    def _validation_split(self, X, Y, sample_weight, constant, y):
+        """Early stopping's held-out rows, drawn as scikit-learn draws them (stratified
+        by class for single-label classification): returns the training rows (X, Y,
+        sample_weight, constant) and an ``_engine.Validation`` of the rest."""
+        stratify = y if self._stratify_validation else None
+        X, X_val, Y, Y_val, sample_weight, sw_val, *const = train_test_split(
+            X, Y, sample_weight, *(() if constant is None else (constant,)),
+            random_state=self._random_state, test_size=self.validation_fraction,
+            stratify=stratify)
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset."
+            )
+        if not np.sum(sw_val) > 0:
+            raise ValueError("The validation set has zero total sample_weight.")
+        X, Y, sample_weight = (np.ascontiguousarray(a) for a in (X, Y, sample_weight))
+        X_val, Y_val, sw_val = (np.ascontiguousarray(a) for a in (X_val, Y_val, sw_val))
+        y_val = self._decode_validation_targets(Y_val)
+        score = functools.partial(self._score_params, X=X_val, y=y_val,
+                                  sample_weight=sw_val)
+        return ((X, Y, sample_weight, const[0] if const else None),
+                _engine.Validation(X_val, Y_val, sw_val, score))
+
+    def _commit(self, state, history, table):
+        """Copy a successful stochastic fit's results into the fitted attributes."""
+        self.n_iter_ = history.n_iter
+        if history.loss is not None:
+            self.loss_ = history.loss
+        self.t_ = state.t
+        self.loss_curve_.extend(history.loss_curve)  # appended, so an undo is O(1)
+        if self.early_stopping:
+            self.validation_scores_.extend(history.validation_scores)
+            self.validation_loss_curve_.extend(history.validation_loss_curve)
+            self.best_validation_score_ = state.best_validation_score
+        else:
+            self.best_loss_ = state.best_loss
+        self._no_improvement_count = state.no_improvement_count
+        self._best_params = state.best_params
+        self._optimizer = state.optimizer
+        self._set_params_flat(state.params, table)
 
     def _set_params_flat(self, params, table):
         """Store the flat buffer and the network's table; coefs_ and intercepts_ are

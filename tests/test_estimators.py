@@ -164,7 +164,7 @@ def test_adaptive_schedule_divides_by_five_and_stops_at_1e_6():
     assert "Setting learning rate to 0.002000" in text
     assert "Setting learning rate to 0.000400" in text
     assert "Learning rate too small. Stopping." in text
-    assert reg._schedule.learning_rate <= 1e-6
+    assert reg._optimizer.learning_rate <= 1e-6
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -52,7 +52,7 @@ CHILD = textwrap.dedent("""
         "returned": returned, "calls": len(calls), "per_call": per_call,
         "warnings": [str(w.message) for w in caught],
         "n_iter": reg.n_iter_, "loss_curve": len(reg.loss_curve_), "t": reg.t_,
-        "step": reg._schedule.step, "batches_per_epoch": 12000 // 50,
+        "step": reg._optimizer.step, "batches_per_epoch": 12000 // 50,
         "finite": bool(np.isfinite(reg.predict(X[:10])).all()),
         "moved": before is None or any(not np.array_equal(a, b)
                                         for a, b in zip(before, reg.coefs_)),

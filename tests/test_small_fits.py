@@ -66,8 +66,8 @@ def test_a_failed_partial_fit_in_a_stream_changes_nothing(Estimator, y):
     for _ in range(5):
         partial_fit(plain, X, y)
         partial_fit(failed, X, y)
-    state = failed._schedule
-    buffers = state.state.copy()
+    state = failed._optimizer
+    buffers = state.moments.copy()
     X_nan = X.copy()
     X_nan[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -76,14 +76,14 @@ def test_a_failed_partial_fit_in_a_stream_changes_nothing(Estimator, y):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="non-finite"):  # fails inside the epoch
             failed.partial_fit(np.full_like(X, np.finfo(np.float64).max), y)
-    assert failed._schedule is state and np.array_equal(state.state, buffers)
+    assert failed._optimizer is state and np.array_equal(state.moments, buffers)
     assert len(failed.loss_curve_) == 5 and failed.t_ == 5 * len(X)
     for _ in range(5):
         partial_fit(plain, X, y)
         partial_fit(failed, X, y)
     assert plain.loss_curve_ == failed.loss_curve_ and plain.t_ == failed.t_
-    assert plain._schedule.step == failed._schedule.step
-    np.testing.assert_array_equal(plain._schedule.state, failed._schedule.state)
+    assert plain._optimizer.step == failed._optimizer.step
+    np.testing.assert_array_equal(plain._optimizer.moments, failed._optimizer.moments)
     for a, b in zip(plain.coefs_ + plain.intercepts_, failed.coefs_ + failed.intercepts_):
         np.testing.assert_array_equal(a, b)
 
@@ -101,8 +101,8 @@ def test_a_warm_start_refit_failing_after_some_epochs_keeps_the_curves(monkeypat
     names = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
     curves = {k: list(getattr(clf, k)) for k in names}
     attrs = {k: v for k, v in vars(clf).items() if not isinstance(v, (list, np.ndarray))}
-    state = clf._schedule.state.copy()
-    update, calls = _engine._update_validation, []
+    state = clf._optimizer.moments.copy()
+    update, calls = _engine._track_validation, []
 
     def failing_update(*args, **kw):
         calls.append(1)
@@ -110,13 +110,13 @@ def test_a_warm_start_refit_failing_after_some_epochs_keeps_the_curves(monkeypat
         if len(calls) == 3:
             raise RuntimeError("failed in epoch 3")
 
-    monkeypatch.setattr(_engine, "_update_validation", failing_update)
+    monkeypatch.setattr(_engine, "_track_validation", failing_update)
     with pytest.raises(RuntimeError, match="epoch 3"):
         clf.fit(Xl, yl)
     assert {k: getattr(clf, k) for k in names} == curves
     assert {k: v for k, v in vars(clf).items()
             if not isinstance(v, (list, np.ndarray))} == attrs
-    np.testing.assert_array_equal(clf._schedule.state, state)
+    np.testing.assert_array_equal(clf._optimizer.moments, state)
 
 
 class Array(np.ndarray):

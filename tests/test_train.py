@@ -59,16 +59,22 @@ def config(lr, momentum=0.0, beta1=0.0, beta2=0.0, eps=0.0):
 def epoch(kernels, X, Y, w, perm, batch_size, params, table, *, loss=fk.SQUARED_ERROR,
           loss_param=0.0, alpha=0.0, optimizer=fk.SGD, cfg=None, state=None, step=0,
           grads=None, work=None, sums=(0.0, 0.0)):
-    """kernels.train_epoch, its buffers made here when not given: the one place the tests
-    spell out its arguments."""
+    """One train_epoch call through the engine's ``train_steps`` (the one place its
+    arguments are spelled out), its buffers made here when not given; returns the
+    kernel's (loss_sum, penalty_sum, step, nonfinite)."""
+    from fastnn import _engine
+
     cfg = config(0.1) if cfg is None else cfg
     state = np.zeros((2, params.size), params.dtype) if state is None else state
     grads = np.zeros_like(params) if grads is None else grads
     if work is None:
         work = np.full(layout.train_workspace_size(table, batch_size), np.nan, params.dtype)
-    return kernels.train_epoch(X, Y, w, np.asarray(perm, np.int64), batch_size, params, table,
-                               loss, loss_param, alpha, optimizer, cfg, state, step, grads,
-                               work, *sums)
+    problem = _engine.Problem(kernels, table, loss, loss_param, alpha)
+    opt = _engine.OptimizerState(state, step)
+    loss_sum, penalty_sum, nonfinite = _engine.train_steps(
+        problem, params, opt, optimizer, cfg, X, Y, w, np.asarray(perm, np.int64),
+        batch_size, grads, work, sums)
+    return loss_sum, penalty_sum, opt.step, nonfinite
 
 
 def network(sizes, dtype, seed=0, activation="tanh"):
