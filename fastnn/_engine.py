@@ -107,6 +107,12 @@ class OptimizerState:
         return cls(np.zeros((2, n_params), dtype=dtype), 0, float(learning_rate))
 
 
+class _Schedule:
+    """What fastnn 0.1 pickled as an estimator's ``_schedule`` (the optimizer's
+    ``state``, ``step`` and ``learning_rate``); the estimator's ``__setstate__`` turns it
+    into an OptimizerState."""
+
+
 @dataclass
 class TrainState:
     """Everything a stochastic fit carries from epoch to epoch and from one partial_fit

@@ -32,9 +32,12 @@ from . import _backends, _engine
 from . import kernels as _k
 from .kernels import layout
 
-_STOCHASTIC = ("sgd", "adam", "rmsprop")
+# scikit-learn's stochastic solvers: the kernels' optimizers (Nesterov is a flag of sgd)
+_STOCHASTIC = tuple(name for name in _k.OPTIMIZERS if name != "sgd_nesterov")
 _OPTION_NAMES = _engine.OPTION_NAMES  # the hyperparameters the engine takes, by name
-_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
+_ACTIVATIONS = tuple(name for name in _k.ACTIVATIONS if name != "softmax")  # of hidden units
+_REGRESSION_LOSSES = tuple(name for name, code in _k.LOSSES.items() if code in (
+    _k.SQUARED_ERROR, _k.ABSOLUTE_ERROR, _k.HUBER, _k.POISSON))
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 
 
@@ -87,7 +90,7 @@ class _BaseMLP(BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_ACTIVATIONS)), list, tuple],
         "negative_slope": [Interval(Real, 0, None, closed="left")],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam", "rmsprop"})],
+        "solver": [StrOptions({"lbfgs", *_STOCHASTIC})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
@@ -108,8 +111,41 @@ class _BaseMLP(BaseEstimator):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
-        "backend": [StrOptions({"auto", "numpy", "numba", "cython"})],
+        "backend": [StrOptions({"auto", *_backends.BACKENDS})],
     }
+
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
+                 learning_rate, learning_rate_init, power_t, max_iter, shuffle,
+                 random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
+                 early_stopping, validation_fraction, beta_1, beta_2, epsilon,
+                 n_iter_no_change, max_fun, negative_slope, backend):
+        """The parameters both estimators take (each subclass adds its own and gives
+        the defaults, as scikit-learn's MLPs do)."""
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.negative_slope = negative_slope
+        self.backend = backend
 
     @classmethod
     def _get_param_names(cls):
@@ -464,6 +500,10 @@ class _BaseMLP(BaseEstimator):
         return tags
 
     def __setstate__(self, state):
+        schedule = state.pop("_schedule", None)  # fastnn 0.1's optimizer state
+        if schedule is not None:
+            state["_optimizer"] = _engine.OptimizerState(
+                schedule.state, schedule.step, schedule.learning_rate)
         super().__setstate__(state)
         if "coefs_" in state:  # pickling copies the views: relink them to one buffer
             if "_table" not in state:  # pickled by fastnn 0.1 before the layer table
@@ -611,32 +651,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  negative_slope=0.01, class_weight=None, backend="auto"):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.negative_slope = negative_slope
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            negative_slope=negative_slope, backend=backend)
         self.class_weight = class_weight
-        self.backend = backend
 
     def _validate_input(self, X, y, incremental, reset):
         fast = self._validate_fast(X, y, "iu", reset)  # integer labels, 1-D
@@ -1020,7 +1045,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson", "absolute_error", "huber"})],
+        "loss": [StrOptions(set(_REGRESSION_LOSSES))],
         "delta": [Interval(Real, 0, None, closed="neither")],
     }
 
@@ -1031,33 +1056,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  delta=1.0, negative_slope=0.01, backend="auto"):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            negative_slope=negative_slope, backend=backend)
         self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
         self.delta = delta
-        self.negative_slope = negative_slope
-        self.backend = backend
 
     def _validate_input(self, X, y, incremental, reset):
         fast = self._validate_fast(X, y, "iuf", reset, multi_output=True)
@@ -1084,8 +1094,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "exp" if self.loss == "poisson" else "identity"
 
     def _loss_code(self):
-        return {"squared_error": _k.SQUARED_ERROR, "absolute_error": _k.ABSOLUTE_ERROR,
-                "huber": _k.HUBER, "poisson": _k.POISSON}[self.loss]
+        return _k.LOSSES[self.loss]
 
     def _loss_param(self):
         return float(self.delta)

@@ -10,10 +10,25 @@ import importlib
 import numpy as np
 import pytest
 
+from fastnn import available_backends
+from fastnn._backends import BACKENDS as _BACKEND_MODULES
 from fastnn._backends import get_kernels
 from fastnn.kernels import KERNELS
 
-BACKEND_NAMES = ("numpy", "numba", "cython")
+BACKEND_NAMES = tuple(_BACKEND_MODULES)  # the one list: fastnn._backends.BACKENDS
+COMPILED_NAMES = tuple(name for name in BACKEND_NAMES if name != "numpy")
+
+
+def backend_params(names=BACKEND_NAMES):
+    """Backend names for ``pytest.mark.parametrize``, each skipping (and naming itself)
+    where it is not available here. Test files import BACKENDS and COMPILED from here."""
+    available = available_backends()
+    return [pytest.param(name, marks=pytest.mark.skipif(
+        name not in available, reason=f"backend {name!r} not available")) for name in names]
+
+
+BACKENDS = backend_params()
+COMPILED = backend_params(COMPILED_NAMES)  # one compiled call per epoch, GIL released
 DTYPES = (np.float32, np.float64)
 
 # The one tolerance table: a backend must match the reference to within these. Kernels

@@ -28,16 +28,10 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV
 
+from conftest import BACKENDS, COMPILED
 from fastnn import MLPClassifier, MLPRegressor, available_backends
 from fastnn._backends import get_kernels
 
-ALL_BACKENDS = [
-    pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
-                                             reason=f"backend {b!r} not available"))
-    for b in ["numpy", "numba", "cython"]
-]
-# the backends whose epoch is one compiled call that releases the GIL
-COMPILED_BACKENDS = ALL_BACKENDS[1:]
 
 # warnings.catch_warnings is not thread-safe: silence the expected ConvergenceWarnings
 # (short fits) for the whole module instead of inside the threads.
@@ -78,7 +72,7 @@ SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
 def test_same_random_state_gives_bit_identical_weights(classification, backend, settings):
     X, y = classification
@@ -100,7 +94,7 @@ def _two_estimators(backend):
     ]
 
 
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_two_fits_in_two_threads_equal_the_same_fits_one_after_the_other(
         classification, regression, backend, monkeypatch):
     data = [classification, regression]
@@ -129,7 +123,7 @@ def test_two_fits_in_two_threads_equal_the_same_fits_one_after_the_other(
         np.testing.assert_array_equal(seq.predict(X), thr.predict(X))
 
 
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_one_fitted_estimator_predicts_the_same_from_four_threads(classification, backend):
     X, y = classification
     clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=10, random_state=0,
@@ -201,7 +195,7 @@ def _skip_without_numba_jit():
     return numba
 
 
-@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("backend", COMPILED)
 def test_compiled_epoch_releases_the_gil(backend):
     """Another Python thread runs while the compiled epoch is running in a thread.
 
@@ -316,7 +310,7 @@ def run_with_default_blas_threads(script, backend):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("backend", COMPILED)
 def test_overlapping_fits_in_threads_restore_the_blas_thread_limit(backend):
     """A fit with small mini-batch steps pins BLAS to one thread for its duration
     (threadpoolctl: a process-wide setting) and restores the previous limit at the end.
@@ -357,7 +351,7 @@ def assert_same_search(got, expected):
     assert same_weights(got.best_estimator_, expected.best_estimator_)
 
 
-@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("joblib_backend", [pytest.param("loky", marks=pytest.mark.slow),
                                             "threading"])
 def test_grid_search_n_jobs_2_equals_sequential(classification, sequential_searches,
@@ -507,7 +501,7 @@ print(json.dumps({"default": default, "seen": seen}))
 """
 
 
-@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("backend", COMPILED)
 def test_predict_pins_blas_to_one_thread_for_small_forward_passes(backend):
     """predict's forward pass follows fit's rule: under SMALL_STEP_FLOPS (1000 rows of
     64-100-1: 1.3e7 flops) BLAS runs on one thread; a large pass (20000 rows) keeps

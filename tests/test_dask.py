@@ -21,18 +21,14 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fastnn import MLPRegressor, available_backends
+from conftest import BACKENDS
+from fastnn import MLPRegressor
 
 distributed = pytest.importorskip(
     "distributed",
     reason="dask.distributed is not installed: pip install 'dask[distributed]' "
            "(a test extra of fastnn)")
 
-BACKENDS = [
-    pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
-                                             reason=f"backend {b!r} not available"))
-    for b in ["numpy", "numba", "cython"]
-]
 DELTAS = [0.1, 0.5, 1.0, 10.0, 100.0]
 pytestmark = pytest.mark.slow  # every test here stands on a LocalCluster of 2 processes
 

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import BACKENDS
 from sklearn.exceptions import ConvergenceWarning
 
 import fastnn.kernels as fk
@@ -34,7 +35,7 @@ def engine_fit(backend, incremental=False, validation=None, **options):
                                          incremental=incremental, validation=validation)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba", "cython"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_the_engine_alone_fits_as_the_estimator(backend):
     """Bit for bit: weights, loss curve, step count, t_ and the stopping rule's state."""
     start, (state, history) = engine_fit(backend)

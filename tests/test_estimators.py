@@ -22,13 +22,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
+from conftest import BACKENDS
 from fastnn import MLPClassifier, MLPRegressor, available_backends
 
-BACKENDS = [
-    pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
-                                             reason=f"backend {b!r} not available"))
-    for b in ["numpy", "numba", "cython"]
-]
 
 
 def quiet(fit, *args, **kwargs):
@@ -346,12 +342,13 @@ def test_verbose_fit_draws_a_progress_bar_only_on_a_terminal(monkeypatch, digits
 
 
 def test_a_pickle_from_before_the_layer_table_still_predicts():
-    """fastnn 0.1's pickles held _hidden_acts and _negative_slope, no _table."""
+    """fastnn 0.1's pickles held _hidden_acts and _negative_slope, no _table, and the
+    optimizer as a _schedule: it predicts and continues training as the original."""
     import pickle
 
     import numpy as np
 
-    from fastnn import MLPClassifier
+    from fastnn import MLPClassifier, _engine
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3))
@@ -364,6 +361,40 @@ def test_a_pickle_from_before_the_layer_table_still_predicts():
     state = dict(clf.__getstate__())
     table = state.pop("_table")
     state["_hidden_acts"], state["_negative_slope"] = table[:-1, 1].copy(), 0.2
+    optimizer = state.pop("_optimizer")
+    schedule = state["_schedule"] = _engine._Schedule()
+    schedule.__dict__.update(solver="adam", learning_rate=optimizer.learning_rate,
+                             state=optimizer.moments, step=optimizer.step)
     old = MLPClassifier.__new__(MLPClassifier)
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+    old.partial_fit(X, y)
+    clf.partial_fit(X, y)
+    assert old._optimizer.step == clf._optimizer.step
+    np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_the_documented_choices_are_the_vocabularies(Estimator):
+    """The docstring's {...} choices of activation, solver, backend and loss are the
+    kernels' and backends' vocabularies that the parameter checks accept."""
+    import re
+
+    from fastnn import _backends
+    from fastnn import kernels as fk
+
+    vocabularies = {
+        "activation": set(fk.ACTIVATIONS) - {"softmax"},
+        "solver": {"lbfgs"} | set(fk.OPTIMIZERS) - {"sgd_nesterov"},
+        "backend": {"auto", *_backends.BACKENDS},
+        "loss": {"squared_error", "absolute_error", "huber", "poisson"},
+    }
+    for name, vocabulary in vocabularies.items():
+        found = re.search(rf"^    {name} : \{{(.*?)\}}", Estimator.__doc__, re.M)
+        if found is None:
+            assert name == "loss" and Estimator is MLPClassifier
+            continue
+        assert set(re.findall(r'"(\w+)"', found.group(1))) == vocabulary, name
+        Estimator(**{name: "no_such_choice"}).get_params()  # only fit validates
+        with pytest.raises(InvalidParameterError, match=name):
+            Estimator(**{name: "no_such_choice"}).fit([[0.0], [1.0]], [0, 1])

@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 from scipy.special import expit, log_softmax, softmax as sp_softmax
 
+from conftest import BACKENDS
 from fastnn import _backends, available_backends
 from fastnn import functional as F
 
-BACKENDS = [
-    pytest.param(b, marks=pytest.mark.skipif(b not in available_backends(),
-                                             reason=f"backend {b!r} not available"))
-    for b in ["numpy", "numba", "cython"]
-]
 
 
 def rng_data(shape=(6, 3), seed=0, dtype=np.float64):

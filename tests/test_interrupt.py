@@ -7,7 +7,6 @@ reports what the interrupted fit left.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys

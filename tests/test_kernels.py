@@ -12,7 +12,7 @@ import pytest
 import fastnn.kernels as fk
 from fastnn.kernels import KERNELS
 
-from conftest import _load_backend
+from conftest import COMPILED_NAMES, _load_backend
 
 ALL_KERNEL_NAMES = {name for names in KERNELS.values() for name in names}
 
@@ -52,7 +52,7 @@ def test_backend_package_exposes_every_kernel(kernels):
 
 
 @pytest.mark.parametrize("group", sorted(KERNELS))
-@pytest.mark.parametrize("compiled", ["numba", "cython"])
+@pytest.mark.parametrize("compiled", COMPILED_NAMES)
 def test_backend_module_defines_exactly_its_kernels(compiled, group):
     """kernels/<backend>/<group> defines the kernels of KERNELS[group] and no other public
     function (helpers are private); the reference is one module and is checked above."""

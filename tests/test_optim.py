@@ -11,22 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from fastnn import available_backends, optim
+from conftest import BACKENDS
+from fastnn import optim
 
-BACKENDS = ["numpy", "numba", "cython"]
-
-
-def backend_param(name):
-    """A backend name that skips, naming the backend, where it is not available here."""
-    return pytest.param(
-        name,
-        marks=pytest.mark.skipif(
-            name not in available_backends(), reason=f"backend {name!r} not available"
-        ),
-    )
-
-
-BACKEND_PARAMS = [backend_param(b) for b in BACKENDS]
 
 # (class name, keyword arguments): every option of every optimizer at least once.
 CONFIGS = [
@@ -104,7 +91,7 @@ def gradient_sequence(n_steps, shape, seed=0):
     return [rng.normal(size=shape) * (1 + 0.5 * np.sin(t)) for t in range(n_steps)]
 
 
-@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name,kw", CONFIGS, ids=IDS)
 def test_matches_torch_rules_for_100_steps(name, kw, backend):
     shapes = [(3, 2), (4,)]
@@ -128,7 +115,7 @@ def test_matches_torch_rules_for_100_steps(name, kw, backend):
         np.testing.assert_allclose(p.ravel(), expected, rtol=1e-11, atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name,kw", CONFIGS, ids=IDS)
 def test_matches_real_torch(name, kw, backend):
     torch = pytest.importorskip("torch", reason="torch not installed (optional oracle)")
@@ -151,7 +138,7 @@ def test_matches_real_torch(name, kw, backend):
             np.testing.assert_allclose(opt.state[0][key], value.numpy(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adam", "AdamW"])
 def test_float32_updates_in_place_and_stays_float32(name, backend):
     p32 = np.linspace(-1, 1, 7, dtype=np.float32)
