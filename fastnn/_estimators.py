@@ -39,6 +39,7 @@ _ACTIVATIONS = tuple(name for name in _k.ACTIVATIONS if name != "softmax")  # of
 _REGRESSION_LOSSES = tuple(name for name, code in _k.LOSSES.items() if code in (
     _k.SQUARED_ERROR, _k.ABSOLUTE_ERROR, _k.HUBER, _k.POISSON))
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+_SEED_STATES = {}  # int seed -> RandomState(seed).get_state(), see _seeded_random_state
 
 
 @functools.cache
@@ -283,7 +284,7 @@ class _BaseMLP(BaseEstimator):
 
         self.n_outputs_ = Y.shape[1]
         layer_sizes = [X.shape[1]] + hidden + [self.n_outputs_]
-        self._random_state = check_random_state(self.random_state)
+        self._random_state = self._seeded_random_state()
         self.backend_ = _backends.resolve(self.backend)
         table = layout.dense_table(layer_sizes, self._hidden_activations(len(hidden)),
                                    float(self.negative_slope))
@@ -318,6 +319,22 @@ class _BaseMLP(BaseEstimator):
             incremental=incremental, validation=validation, poisson_constant=constant)
         self._commit(state, history, table)
         return self
+
+    def _seeded_random_state(self):
+        """``check_random_state(self.random_state)``, for an int seed by reseeding this
+        estimator's previous RandomState with ``set_state`` (60 us) rather than making a
+        new one (170 us, a quarter of a 64-row fit): the same draws either way."""
+        seed = self.random_state
+        rs = self.__dict__.get("_random_state")
+        if not isinstance(seed, Integral) or isinstance(seed, bool) or rs is None:
+            return check_random_state(seed)
+        state = _SEED_STATES.get(seed)
+        if state is None:
+            if len(_SEED_STATES) >= 64:
+                _SEED_STATES.clear()
+            state = _SEED_STATES[seed] = np.random.RandomState(seed).get_state()
+        rs.set_state(state)
+        return rs
 
     def _initialize(self, table, dtype):
         """Reset the fitted state for a first fit; returns the initial weights, a new flat

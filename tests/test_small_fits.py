@@ -205,3 +205,17 @@ def test_the_fast_path_keeps_the_feature_checks():
                 clf.partial_fit(Xl[:, :2], yl)  # warns first, as validate_data
         clf.fit(Xl, yl)  # a refit from an ndarray forgets the names
     assert not hasattr(clf, "feature_names_in_")
+
+
+def test_a_refit_reseeds_as_a_new_random_state():
+    """Refits reuse the estimator's RandomState (reseeded by set_state): the same weights
+    as a fresh estimator's, whatever seeds the refits before used."""
+    reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    for seed in (0, 1, np.int64(0), 0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reg.set_params(random_state=seed).fit(X, y_reg)
+            fresh = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2,
+                                 random_state=np.random.RandomState(int(seed))).fit(X, y_reg)
+        for a, b in zip(reg.coefs_ + reg.intercepts_, fresh.coefs_ + fresh.intercepts_):
+            np.testing.assert_array_equal(a, b)
