@@ -531,18 +531,10 @@ class _BaseMLP(BaseEstimator):
             self._set_params_flat(self._pack(), self._table)
 
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """Multi-layer perceptron classifier: scikit-learn's MLPClassifier, compiled.
-
-    Same parameters, defaults, attributes and behaviour as
-    ``sklearn.neural_network.MLPClassifier``, plus ``activation="leaky_relu"`` with
-    ``negative_slope``, ``solver="rmsprop"``, ``class_weight``, ``backend`` and
-    ``validation_loss_curve_`` (with early stopping). Multiclass targets use a softmax
-    output and cross-entropy; binary and multilabel targets logistic outputs and the
-    binary log-loss (probabilities clipped to [eps, 1 - eps], eps of the data's dtype).
-
-    Parameters
-    ----------
+# The parts of the two estimators' docstrings that are the same (their parameters
+# and fitted attributes), written once; each class formats them into its own.
+_DOC_PARTS = {
+    "parameters": """\
     hidden_layer_sizes : array-like of int, default=(100,)
         Units of each hidden layer; ``()`` for none (a linear model).
     activation : {"identity", "logistic", "tanh", "relu", "leaky_relu"} or list, default="relu"
@@ -593,18 +585,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     max_fun : int, default=15000
         Maximum loss evaluations of L-BFGS.
     negative_slope : float, default=0.01
-        Slope of "leaky_relu" for negative inputs.
-    class_weight : dict, "balanced" or None, default=None
-        Weights of the classes, multiplied into ``sample_weight`` ("balanced": inversely
-        proportional to the class frequencies).
+        Slope of "leaky_relu" for negative inputs.""",
+    "backend": """\
     backend : {"auto", "numpy", "numba", "cython"}, default="auto"
         Kernel implementation; "auto" is the fastest available (see
-        :func:`fastnn.available_backends`).
-
-    Attributes
-    ----------
-    classes_ : ndarray
-        Class labels.
+        :func:`fastnn.available_backends`).""",
+    "attributes": """\
     loss_ : float
         Loss of the last epoch (or of the L-BFGS solution), penalty included.
     best_loss_ : float or None
@@ -633,15 +619,52 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_layers_ : int
         Layers, input and output included.
     n_outputs_ : int
-        Output units.
-    out_activation_ : str
-        The output activation: "softmax" (multiclass) or "logistic".
+        Output units.""",
+    "tail": """\
     backend_ : str
         The kernel implementation used.
 
     See Also
     --------
-    fastnn.plot_loss_curve : training and validation loss per epoch.
+    fastnn.plot_loss_curve : training and validation loss per epoch.""",
+}
+
+
+def _documented(cls):
+    """Fill the class docstring's ``{parameters}``, ``{backend}``, ``{attributes}`` and
+    ``{tail}`` lines from _DOC_PARTS."""
+    for name, text in _DOC_PARTS.items():
+        cls.__doc__ = cls.__doc__.replace("{%s}" % name, text)
+    return cls
+
+
+@_documented
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: scikit-learn's MLPClassifier, compiled.
+
+    Same parameters, defaults, attributes and behaviour as
+    ``sklearn.neural_network.MLPClassifier``, plus ``activation="leaky_relu"`` with
+    ``negative_slope``, ``solver="rmsprop"``, ``class_weight``, ``backend`` and
+    ``validation_loss_curve_`` (with early stopping). Multiclass targets use a softmax
+    output and cross-entropy; binary and multilabel targets logistic outputs and the
+    binary log-loss (probabilities clipped to [eps, 1 - eps], eps of the data's dtype).
+
+    Parameters
+    ----------
+{parameters}
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into ``sample_weight`` ("balanced": inversely
+        proportional to the class frequencies).
+{backend}
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Class labels.
+{attributes}
+    out_activation_ : str
+        The output activation: "softmax" (multiclass) or "logistic".
+{tail}
 
     Examples
     --------
@@ -933,6 +956,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return tags
 
 
+@_documented
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's MLPRegressor, compiled.
 
@@ -951,103 +975,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ----------
     loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
         The loss minimised (formulas above).
-    hidden_layer_sizes : array-like of int, default=(100,)
-        Units of each hidden layer; ``()`` for none (a linear model).
-    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu"} or list, default="relu"
-        Activation of the hidden layers: one for all, or a list with one per hidden layer.
-    solver : {"lbfgs", "sgd", "adam", "rmsprop"}, default="adam"
-        "sgd" with momentum, "adam" and "rmsprop" train in shuffled mini-batches (one
-        compiled call per epoch); "lbfgs" is scipy's full-batch L-BFGS-B.
-    alpha : float, default=0.0001
-        Strength of the L2 penalty ``alpha / 2 * ||W||**2`` (weights, not biases).
-    batch_size : int or "auto", default="auto"
-        Mini-batch size of the stochastic solvers; "auto" is ``min(200, n_samples)``.
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Learning-rate schedule of solver="sgd".
-    learning_rate_init : float, default=0.001
-        Initial step size of the stochastic solvers.
-    power_t : float, default=0.5
-        Exponent of the "invscaling" schedule.
-    max_iter : int, default=200
-        Epochs of the stochastic solvers, iterations of L-BFGS.
-    shuffle : bool, default=True
-        Shuffle the rows every epoch (stochastic solvers).
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initial weights, the shuffles and the early-stopping split (the same
-        draws as scikit-learn's from the same seed).
-    tol : float, default=1e-4
-        Improvement below which an epoch counts as no progress (see ``n_iter_no_change``).
-    verbose : bool, default=False
-        Print the loss of every epoch.
-    warm_start : bool, default=False
-        Start ``fit`` from the previous solution.
-    momentum : float, default=0.9
-        Momentum of solver="sgd" (and of "rmsprop").
-    nesterovs_momentum : bool, default=True
-        Nesterov momentum for solver="sgd".
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows and stop when their score stops
-        improving; records ``validation_scores_`` and ``validation_loss_curve_``.
-    validation_fraction : float, default=0.1
-        Share of the rows held out for early stopping.
-    beta_1 : float, default=0.9
-        Decay of Adam's first moment.
-    beta_2 : float, default=0.999
-        Decay of Adam's second moment and of RMSprop's mean square.
-    epsilon : float, default=1e-8
-        Numerical stability term of Adam and RMSprop.
-    n_iter_no_change : int, default=10
-        Epochs without ``tol`` improvement before stopping.
-    max_fun : int, default=15000
-        Maximum loss evaluations of L-BFGS.
-    negative_slope : float, default=0.01
-        Slope of "leaky_relu" for negative inputs.
+{parameters}
     delta : float, default=1.0
         Huber's threshold between the quadratic and the linear part (loss="huber"), in
         the target's units; a normal parameter, so a search can tune it.
-    backend : {"auto", "numpy", "numba", "cython"}, default="auto"
-        Kernel implementation; "auto" is the fastest available (see
-        :func:`fastnn.available_backends`).
+{backend}
 
     Attributes
     ----------
-    loss_ : float
-        Loss of the last epoch (or of the L-BFGS solution), penalty included.
-    best_loss_ : float or None
-        Lowest ``loss_`` seen (None with early stopping).
-    loss_curve_ : list of float
-        ``loss_`` of every epoch (stochastic solvers).
-    validation_scores_ : list of float or None
-        Score on the held-out rows after every epoch (with early stopping).
-    validation_loss_curve_ : list of float
-        Weighted mean loss on the held-out rows after every epoch, no penalty (with early
-        stopping; fastnn's addition).
-    best_validation_score_ : float or None
-        Best of ``validation_scores_``.
-    t_ : int
-        Training rows seen by the solver so far.
-    coefs_ : list of ndarray
-        Weight matrix of each layer, shape (n_in, n_out); views of one flat buffer.
-    intercepts_ : list of ndarray
-        Bias vector of each layer.
-    n_features_in_ : int
-        Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of str
-        Feature names seen in ``fit`` (only when X had string column names).
-    n_iter_ : int
-        Epochs (or L-BFGS iterations) run by the last ``fit``.
-    n_layers_ : int
-        Layers, input and output included.
-    n_outputs_ : int
-        Output units.
+{attributes}
     out_activation_ : str
         The output activation: "identity", or "exp" for loss="poisson".
-    backend_ : str
-        The kernel implementation used.
-
-    See Also
-    --------
-    fastnn.plot_loss_curve : training and validation loss per epoch.
+{tail}
 
     Examples
     --------
