@@ -5,7 +5,9 @@ Three implementations expose the same function names and signatures:
 ``fastnn.kernels.cython``. Outputs go into caller-provided arrays (``*_out``); a trailing
 ``_`` means the function updates its first array arguments in place.
 
-Activations are passed to kernels as the integer codes below; the Cython ``.pxd`` repeats
+Every implementation checks its arguments the same way (``fastnn.kernels._checks``: one
+table of argument types; wrong arrays raise ValueError, wrong kinds TypeError, each
+naming the argument). Activations are passed to kernels as the integer codes below; the Cython ``.pxd`` repeats
 them as an enum and a test checks the two agree.
 """
 

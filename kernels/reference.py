@@ -19,11 +19,30 @@ module. Conventions shared by all three implementations:
 import numpy as np
 
 from . import layout
+from ._checks import checked
 
 from . import (
     ADAM, BETA1, BETA2, EPSILON, IDENTITY, LEAKY_RELU, LOGISTIC, LOSS_KERNELS, LR, MOMENTUM,
     N_CONFIG, RELU, RMSPROP, SGD, SGD_NESTEROV, SOFTMAX, TANH,
 )
+
+# --------------------------------------------------------------------------- checks
+# Argument types are checked by @checked (fastnn.kernels._checks, shared by the three
+# implementations); shapes and codes here, as the compiled twins check theirs.
+
+
+def _check(ok, message):
+    if not ok:
+        raise ValueError(message)
+
+
+def _check_shape(name, a, shape):
+    _check(a.shape == shape, f"{name} has shape {a.shape}, expected {shape}")
+
+
+def _check_act(name, act):
+    _check(IDENTITY <= act <= SOFTMAX, f"{name}: unknown activation code {act}")
+
 
 # --------------------------------------------------------------------------- activations
 
@@ -34,6 +53,7 @@ def _expit(z):
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+@checked
 def activation(x, act, negative_slope, out):
     """out = f(x), row-wise for softmax; ``out`` may be ``x``.
 
@@ -41,6 +61,8 @@ def activation(x, act, negative_slope, out):
     leaky_relu: x if x > 0 else negative_slope * x;
     softmax: exp(x - max_j x_j) / sum_j exp(x - max_j x_j) over each row.
     """
+    _check_act("act", act)
+    _check_shape("out", out, x.shape)
     z = np.asarray(x, dtype=np.float64)
     if z.size == 0:
         return
@@ -54,14 +76,13 @@ def activation(x, act, negative_slope, out):
         r = np.maximum(z, 0.0)
     elif act == LEAKY_RELU:
         r = np.where(z > 0, z, negative_slope * z)
-    elif act == SOFTMAX:
+    else:  # SOFTMAX
         e = np.exp(z - z.max(axis=1, keepdims=True))
         r = e / e.sum(axis=1, keepdims=True)
-    else:
-        raise ValueError(f"unknown activation code {act}")
     out[...] = r
 
 
+@checked
 def activation_grad_(a, act, negative_slope, delta):
     """delta *= f'(z), with the derivative computed from the forward output a = f(z).
 
@@ -69,6 +90,8 @@ def activation_grad_(a, act, negative_slope, delta):
     leaky_relu: 1 if a > 0 else negative_slope (needs negative_slope >= 0);
     softmax (the vector-Jacobian product of each row): a * (delta - sum_j a_j delta_j).
     """
+    _check_act("act", act)
+    _check_shape("delta", delta, a.shape)
     a = np.asarray(a, dtype=np.float64)
     d = np.asarray(delta, dtype=np.float64)
     if act == IDENTITY:
@@ -81,34 +104,49 @@ def activation_grad_(a, act, negative_slope, delta):
         r = np.where(a > 0, d, 0.0)
     elif act == LEAKY_RELU:
         r = np.where(a > 0, d, negative_slope * d)
-    elif act == SOFTMAX:
+    else:  # SOFTMAX
         r = a * (d - (a * d).sum(axis=1, keepdims=True))
-    else:
-        raise ValueError(f"unknown activation code {act}")
     delta[...] = r
 
 
 # --------------------------------------------------------------------------- dense layer
 
 
+@checked
 def dense_forward(a, W, b, act, negative_slope, z_out):
     """z_out = f(a @ W + b); a (n, n_in), W (n_in, n_out), b (n_out,), z_out (n, n_out)."""
+    (n, n_in), n_out = a.shape, W.shape[1]
+    _check_act("act", act)
+    _check_shape("W", W, (n_in, n_out))
+    _check_shape("b", b, (n_out,))
+    _check_shape("z_out", z_out, (n, n_out))
     np.matmul(a, W, out=z_out)
     z_out += b
     activation(z_out, act, negative_slope, z_out)
 
 
+@checked
 def dense_backward(a_prev, delta, dW_out, db_out):
     """dW_out = a_prev.T @ delta and db_out = delta summed over rows.
 
     ``delta`` is d loss / d z of this layer (n, n_out); ``a_prev`` its input (n, n_in).
     """
+    (n, n_in), n_out = a_prev.shape, delta.shape[1]
+    _check_shape("delta", delta, (n, n_out))
+    _check_shape("dW_out", dW_out, (n_in, n_out))
+    _check_shape("db_out", db_out, (n_out,))
     np.matmul(a_prev.T, delta, out=dW_out)
     db_out[:] = delta.sum(axis=0, dtype=np.float64)
 
 
+@checked
 def dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_out):
     """delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from a_prev = f(z_prev)."""
+    (n, n_out), n_in = delta.shape, W.shape[0]
+    _check_act("act_prev", act_prev)
+    _check_shape("W", W, (n_in, n_out))
+    _check_shape("a_prev", a_prev, (n, n_in))
+    _check_shape("delta_prev_out", delta_prev_out, (n, n_in))
     np.matmul(delta, W.T, out=delta_prev_out)
     activation_grad_(a_prev, act_prev, negative_slope, delta_prev_out)
 
@@ -119,6 +157,16 @@ def dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_
 #   loss_out[i]        = sum_k loss(y_true[i, k], raw[i, k])     (unweighted, per sample)
 #   gradient_out[i, k] = sample_weight[i] * d loss / d raw[i, k]
 # and returns sum_i sample_weight[i] * loss_out[i] in float64.
+
+
+def _check_loss_shapes(y_true, raw, sample_weight, loss_out, gradient_out, raw_name="raw"):
+    shape = raw.shape
+    for name, a in (("y_true", y_true), ("gradient_out", gradient_out)):
+        _check(a.shape == shape, f"{name} has shape {a.shape}, expected {shape} (the "
+                                 f"shape of {raw_name})")
+    for name, a in (("sample_weight", sample_weight), ("loss_out", loss_out)):
+        _check(a.shape == shape[:1], f"{name} has shape {a.shape}, expected {shape[:1]} "
+                                     f"(the rows of {raw_name})")
 
 
 def _finish(loss, grad, sample_weight, loss_out, gradient_out):
@@ -135,38 +183,46 @@ def _log_clip_bounds(eps):
     return -np.log1p(-eps), hi
 
 
+@checked
 def half_squared_error_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
     """Half squared error: loss = (raw - y)**2 / 2, gradient = raw - y."""
+    _check_loss_shapes(y_true, raw, sample_weight, loss_out, gradient_out)
     r = np.asarray(raw, np.float64) - np.asarray(y_true, np.float64)
     return _finish(0.5 * r * r, r, sample_weight, loss_out, gradient_out)
 
 
+@checked
 def absolute_error_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
     """Absolute error: loss = |raw - y|, gradient = sign(raw - y).
 
     At raw == y the subgradient 0 is used (as PyTorch's l1_loss and np.sign do).
     """
+    _check_loss_shapes(y_true, raw, sample_weight, loss_out, gradient_out)
     r = np.asarray(raw, np.float64) - np.asarray(y_true, np.float64)
     return _finish(np.abs(r), np.sign(r), sample_weight, loss_out, gradient_out)
 
 
+@checked
 def huber_loss_gradient(y_true, raw, sample_weight, delta, loss_out, gradient_out):
     """Huber: 0.5 r**2 for |r| <= delta, delta * (|r| - delta / 2) beyond; r = raw - y.
 
     gradient = clip(r, -delta, delta): quadratic near zero, linear (robust) in the tails.
     """
+    _check_loss_shapes(y_true, raw, sample_weight, loss_out, gradient_out)
     r = np.asarray(raw, np.float64) - np.asarray(y_true, np.float64)
     small = np.abs(r) <= delta
     loss = np.where(small, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
     return _finish(loss, np.clip(r, -delta, delta), sample_weight, loss_out, gradient_out)
 
 
+@checked
 def poisson_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
     """Poisson negative log-likelihood with exp link (raw = log of the mean), no constant.
 
     loss = exp(raw) - y * raw, gradient = exp(raw) - y  (PyTorch's poisson_nll_loss with
     log_input=True, full=False; half of scikit-learn's Poisson deviance up to a constant).
     """
+    _check_loss_shapes(y_true, raw, sample_weight, loss_out, gradient_out)
     z = np.asarray(raw, np.float64)
     y = np.asarray(y_true, np.float64)
     mu = np.exp(z)
@@ -178,6 +234,7 @@ def _softplus(t):
     return np.maximum(t, 0.0) + np.log1p(np.exp(-np.abs(t)))
 
 
+@checked
 def binary_log_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient_out):
     """Binary log-loss with the sigmoid link on logits raw, one column per label.
 
@@ -186,6 +243,7 @@ def binary_log_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient
     -log(p) = softplus(-raw), -log(1 - p) = softplus(raw), each clipped to
     [-log(1 - eps), -log(eps)]. gradient = p - y (of the unclipped loss).
     """
+    _check_loss_shapes(y_true, raw, sample_weight, loss_out, gradient_out)
     z = np.asarray(raw, np.float64)
     y = np.asarray(y_true, np.float64)
     lo, hi = _log_clip_bounds(eps)
@@ -193,18 +251,21 @@ def binary_log_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient
     return _finish(loss, _expit(z) - y, sample_weight, loss_out, gradient_out)
 
 
+@checked
 def binary_log_loss_proba_gradient(y_true, proba, sample_weight, eps, loss_out, gradient_out):
     """Binary log-loss on probabilities: pc = clip(p, eps, 1 - eps),
 
     loss = -y log(pc) - (1 - y) log(1 - pc), gradient = (pc - y) / (pc (1 - pc)),
     the derivative at the clipped point (needs 0 < eps < 1/2).
     """
+    _check_loss_shapes(y_true, proba, sample_weight, loss_out, gradient_out, raw_name="proba")
     p = np.clip(np.asarray(proba, np.float64), eps, 1.0 - eps)
     y = np.asarray(y_true, np.float64)
     loss = -y * np.log(p) - (1.0 - y) * np.log1p(-p)
     return _finish(loss, (p - y) / (p * (1.0 - p)), sample_weight, loss_out, gradient_out)
 
 
+@checked
 def softmax_cross_entropy_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient_out):
     """Softmax cross-entropy on logits raw (n, k), targets y_true (n, k) (one-hot or soft).
 
@@ -212,6 +273,7 @@ def softmax_cross_entropy_loss_gradient(y_true, raw, sample_weight, eps, loss_ou
     is clipped to [-log(1 - eps), -log(eps)] (eps = 0: no clipping);
     gradient = p * sum_k y_k - y  (= p - y for targets that sum to one).
     """
+    _check_loss_shapes(y_true, raw, sample_weight, loss_out, gradient_out)
     z = np.asarray(raw, np.float64)
     y = np.asarray(y_true, np.float64)
     k = z.shape[1]
@@ -232,12 +294,23 @@ def softmax_cross_entropy_loss_gradient(y_true, raw, sample_weight, eps, loss_ou
 # gradients (read only) and the state. Hyperparameters and bias corrections are float64.
 
 
+def _check_sizes(params, **buffers):
+    """Every buffer has the length of params (the ones an option leaves unused are not
+    passed: they may have any length, empty included)."""
+    for name, buf in buffers.items():
+        _check(buf.shape == params.shape, f"{name} has shape {buf.shape}, expected "
+                                          f"{params.shape} (the shape of params)")
+
+
+@checked
 def sgd_step_(params, grads, momentum_buf, lr, momentum, dampening, nesterov, weight_decay, first_step):
     """PyTorch's SGD: g = grad + weight_decay * p; with momentum mu != 0,
     buf = g on the first step, else buf = mu * buf + (1 - dampening) * g, and
     g = g + mu * buf (nesterov) or g = buf; then p -= lr * g.
     ``momentum_buf`` is untouched (may be empty) when momentum == 0.
     """
+    _check_sizes(params, grads=grads,
+                 **({"momentum_buf": momentum_buf} if momentum != 0.0 else {}))
     p = params.astype(np.float64)
     g = grads.astype(np.float64) + weight_decay * p
     if momentum != 0.0:
@@ -250,10 +323,12 @@ def sgd_step_(params, grads, momentum_buf, lr, momentum, dampening, nesterov, we
     params[:] = p - lr * g
 
 
+@checked
 def sgd_velocity_step_(params, grads, velocity, lr, momentum, nesterov):
     """scikit-learn's SGD: v = mu * v - lr * grad; p += mu * v - lr * grad (nesterov)
     or p += v. Equal to PyTorch's form for a constant lr, not when lr changes.
     """
+    _check_sizes(params, grads=grads, velocity=velocity)
     g = grads.astype(np.float64)
     v = momentum * velocity.astype(np.float64) - lr * g
     velocity[:] = v
@@ -261,6 +336,7 @@ def sgd_velocity_step_(params, grads, velocity, lr, momentum, nesterov):
     params[:] = params.astype(np.float64) + update
 
 
+@checked
 def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, eps,
                   weight_decay, momentum, centered, correction):
     """PyTorch's RMSprop with an optional bias correction c (c = 1: none;
@@ -272,6 +348,9 @@ def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, 
     else p -= lr * g / d. ``grad_avg`` (not centered) and ``momentum_buf`` (mu == 0) are
     untouched and may be empty.
     """
+    _check_sizes(params, grads=grads, square_avg=square_avg,
+                 **({"grad_avg": grad_avg} if centered else {}),
+                 **({"momentum_buf": momentum_buf} if momentum > 0.0 else {}))
     p = params.astype(np.float64)
     g = grads.astype(np.float64) + weight_decay * p
     s = alpha * square_avg.astype(np.float64) + (1.0 - alpha) * g * g
@@ -292,6 +371,7 @@ def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, 
         params[:] = p - lr * g / d
 
 
+@checked
 def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay,
                decoupled_weight_decay, c1, c2, eps_in, eps_out):
     """Adam / AdamW: one kernel for every bias-correction convention.
@@ -303,6 +383,7 @@ def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_deca
     PyTorch: c1 = 1 / (1 - beta1**t), c2 = 1 / (1 - beta2**t), eps_in = 0, eps_out = eps.
     scikit-learn: c1 = sqrt(1 - beta2**t) / (1 - beta1**t), c2 = 1, eps_in = 0, eps_out = eps.
     """
+    _check_sizes(params, grads=grads, exp_avg=exp_avg, exp_avg_sq=exp_avg_sq)
     p = params.astype(np.float64)
     g = grads.astype(np.float64)
     if decoupled_weight_decay:
@@ -330,11 +411,13 @@ def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_deca
 # with rows = the number of rows of X (B = batch_size for train_epoch).
 
 
+_INT_MAX = 2**31 - 1  # layer sizes: the compiled twins' BLAS takes int dimensions
+
+
 def _check_table(table, params):
     """Raise ValueError unless ``table`` is a layer table whose every block lies inside
     ``params`` (the memory-safety boundary of the compiled twins)."""
-    if not (isinstance(table, np.ndarray) and table.dtype == np.int64 and table.ndim == 2
-            and table.shape[0] >= 1 and table.shape[1] == layout.N_COLUMNS):
+    if not (table.shape[0] >= 1 and table.shape[1] == layout.N_COLUMNS):
         raise ValueError(f"table must be an int64 layer table of shape (n_layers, "
                          f"{layout.N_COLUMNS}) (fastnn.kernels.layout)")
     n = params.shape[0]
@@ -343,23 +426,18 @@ def _check_table(table, params):
             raise ValueError(f"table row {l}: unknown op code {row[layout.OP]}")
         if not 0 <= row[layout.ACT] <= SOFTMAX:
             raise ValueError(f"table row {l}: unknown activation code {row[layout.ACT]}")
-        if (row[layout.N_IN] < 1 or row[layout.N_OUT] < 1
+        if (not 1 <= row[layout.N_IN] <= _INT_MAX or not 1 <= row[layout.N_OUT] <= _INT_MAX
                 or row[layout.W_LEN] != row[layout.N_IN] * row[layout.N_OUT]
                 or row[layout.B_LEN] != row[layout.N_OUT]
                 or (l and row[layout.N_IN] != table[l - 1, layout.N_OUT])):
             raise ValueError(f"table row {l}: inconsistent shapes")
         for off, length in ((layout.W_OFF, layout.W_LEN), (layout.B_OFF, layout.B_LEN)):
-            if row[off] < 0 or row[off] + row[length] > n:
+            if row[off] < 0 or row[off] > n - row[length]:  # no int64 overflow
                 raise ValueError(f"table row {l}: its parameters lie outside params "
                                  f"({n} values)")
         if row[layout.OUT_OFF] != (table[l - 1, layout.OUT_OFF] + table[l - 1, layout.N_OUT]
                                    if l else 0):
             raise ValueError(f"table row {l}: OUT_OFF is not after the previous layer's")
-
-
-def _check(ok, message):
-    if not ok:
-        raise ValueError(message)
 
 
 def _check_data(X, Y, sample_weight, table):
@@ -389,6 +467,7 @@ def _outputs(work, table, rows):
             .reshape(rows, int(r[layout.N_OUT])) for r in table]
 
 
+@checked
 def forward(X, params, table, work, raw_out):
     """raw_out = the network's output before the output activation, for rows X."""
     _check_table(table, params)
@@ -407,6 +486,7 @@ def forward(X, params, table, work, raw_out):
         a = z
 
 
+@checked
 def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha,
                      grads_out, work):
     """Loss and gradient of one batch, scikit-learn's convention.
@@ -455,6 +535,7 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
     return data_loss, penalty
 
 
+@checked
 def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss_param,
                 alpha, optimizer, config, state, step, grads, work, loss_sum=0.0,
                 penalty_sum=0.0):

@@ -212,3 +212,112 @@ cdef inline void dense_backward_delta_rows(
     gemm(c'T', c'N', <int>n_in, <int>n, <int>n_out, W, <int>n_out, delta, <int>n_out,
          delta_prev_out, <int>n_in)
     activation_grad_rows(a_prev, n, n_in, act_prev, negative_slope, delta_prev_out)
+
+
+# --------------------------------------------------------------------------- column blocks
+# train.pyx splits each layer's GEMMs by the columns of their output into blocks that the
+# threads share. Shapes alone decide the blocks, never the thread count, and each block is
+# one single-threaded BLAS call whose result does not depend on who computes it: a fit is
+# the same bits on 1, 2 or N threads (and in a build without OpenMP).
+
+cdef enum:
+    MIN_BLOCK_COLS = 32  # narrower blocks cost more in BLAS call overhead than they gain
+    MAX_BLOCKS = 8
+
+
+cdef inline Py_ssize_t column_blocks(Py_ssize_t n_cols) noexcept nogil:
+    """Blocks of an output with n_cols columns: a power of two, at most MAX_BLOCKS, each at
+    least MIN_BLOCK_COLS wide (one block below 2 * MIN_BLOCK_COLS columns)."""
+    cdef Py_ssize_t p = 1
+    while p * 2 <= MAX_BLOCKS and n_cols >= p * 2 * MIN_BLOCK_COLS:
+        p *= 2
+    return p
+
+
+cdef inline Py_ssize_t block_start(Py_ssize_t n_cols, Py_ssize_t blocks, Py_ssize_t p) noexcept nogil:
+    """First column of block p of column_blocks' split (block p ends where p + 1 starts)."""
+    cdef Py_ssize_t per = (n_cols + blocks - 1) // blocks
+    return min(n_cols, p * per)
+
+
+cdef inline void dense_forward_cols(
+    const floating* a,  # IN (n, n_in)
+    Py_ssize_t n,
+    Py_ssize_t n_in,
+    const floating* W,  # IN (n_in, n_out)
+    const floating* b,  # IN (n_out,)
+    Py_ssize_t n_out,
+    int act,  # not SOFTMAX (row-wise: it needs every column)
+    double negative_slope,
+    floating* z_out,  # OUT columns [c0, c1) of (n, n_out)
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+) noexcept nogil:
+    """Columns [c0, c1) of dense_forward_rows: z = f(a @ W[:, c0:c1] + b[c0:c1])."""
+    cdef Py_ssize_t i, j, nc = c1 - c0
+    cdef floating* z
+    if nc <= 0:
+        return
+    gemm(c'N', c'N', <int>nc, <int>n, <int>n_in, W + c0, <int>n_out, a, <int>n_in,
+         z_out + c0, <int>n_out)
+    for i in range(n):
+        z = z_out + i * n_out + c0
+        for j in range(nc):
+            z[j] = z[j] + b[c0 + j]
+        activation_rows(z, 1, nc, act, negative_slope, z, <double*>NULL)
+
+
+cdef inline void dense_backward_cols(
+    const floating* a_prev,  # IN (n, n_in)
+    const floating* delta,  # IN (n, n_out)
+    Py_ssize_t n,
+    Py_ssize_t n_in,
+    Py_ssize_t n_out,
+    floating* dW_out,  # OUT columns [c0, c1) of (n_in, n_out)
+    floating* db_out,  # OUT [c0, c1) of (n_out,)
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+) noexcept nogil:
+    """Columns [c0, c1) of dense_backward_rows: dW = a_prev.T @ delta[:, c0:c1], db = the
+    row sums of delta[:, c0:c1] (each column summed over the rows in order, in double)."""
+    cdef Py_ssize_t i, j, jb, j0, j1, nc = c1 - c0
+    cdef double acc[BIAS_BLOCK]
+    if nc <= 0:
+        return
+    gemm(c'N', c'T', <int>nc, <int>n_in, <int>n, delta + c0, <int>n_out, a_prev, <int>n_in,
+         dW_out + c0, <int>n_out)
+    for jb in range((nc + BIAS_BLOCK - 1) // BIAS_BLOCK):
+        j0 = c0 + jb * BIAS_BLOCK
+        j1 = min(j0 + BIAS_BLOCK, c1)
+        for j in range(j0, j1):
+            acc[j - j0] = 0.0
+        for i in range(n):
+            for j in range(j0, j1):
+                acc[j - j0] += delta[i * n_out + j]
+        for j in range(j0, j1):
+            db_out[j] = acc[j - j0]
+
+
+cdef inline void dense_backward_delta_cols(
+    const floating* delta,  # IN (n, n_out)
+    const floating* W,  # IN (n_in, n_out)
+    const floating* a_prev,  # IN (n, n_in)
+    Py_ssize_t n,
+    Py_ssize_t n_in,
+    Py_ssize_t n_out,
+    int act_prev,  # not SOFTMAX
+    double negative_slope,
+    floating* delta_prev_out,  # OUT columns [c0, c1) of (n, n_in)
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+) noexcept nogil:
+    """Columns [c0, c1) of dense_backward_delta_rows:
+    delta_prev = (delta @ W[c0:c1].T) * f'(z_prev[:, c0:c1])."""
+    cdef Py_ssize_t i, nc = c1 - c0
+    if nc <= 0:
+        return
+    gemm(c'T', c'N', <int>nc, <int>n, <int>n_out, W + c0 * n_out, <int>n_out, delta,
+         <int>n_out, delta_prev_out + c0, <int>n_in)
+    for i in range(n):
+        activation_grad_rows(a_prev + i * n_in + c0, 1, nc, act_prev, negative_slope,
+                             delta_prev_out + i * n_in + c0)

@@ -5,6 +5,11 @@ there). Arrays are C-contiguous (n_samples, n_features); the GEMMs go to the BLA
 scipy.linalg.cython_blas, everything else is a serial nogil loop in double precision. The
 math is the pointer-based cores of _dense.pxd, shared with train.pyx; these wrappers check
 shapes and codes.
+
+Each kernel is a Python-level function over a fused-type implementation (``_<name>``),
+whose memoryviews refuse arrays of the wrong dtype, rank, layout or writeability; when a
+call fails, the kernel raises fastnn.kernels._checks' error naming the argument instead
+(the memoryviews' own messages name none), at no cost to calls that succeed.
 """
 
 from libc.stdlib cimport free, malloc
@@ -17,6 +22,8 @@ from _dense cimport (
     activation_grad_rows, activation_rows, dense_backward_delta_rows, dense_backward_rows,
     dense_forward_rows,
 )
+
+from .._checks import argument_error
 
 # The enum of _common.pxd as Python values, for the test that it matches fastnn.kernels.
 ACTIVATION_CODES = {
@@ -32,9 +39,10 @@ ACTIVATION_CODES = {
 # --------------------------------------------------------------------------- helpers
 
 
-cdef int _check_act(int act) except -1:
+cdef int _check_act(str name, Py_ssize_t act) except -1:
+    # codes are Py_ssize_t arguments: converted by __index__, so a float raises TypeError
     if act < 0 or act >= N_ACTIVATIONS:
-        raise ValueError(f"unknown activation code {act}")
+        raise ValueError(f"{name}: unknown activation code {act}")
     return 0
 
 
@@ -55,64 +63,107 @@ cdef double* _scratch(Py_ssize_t k) except NULL:
 # --------------------------------------------------------------------------- kernels
 
 
-def activation(
-    const floating[:, ::1] x,  # IN
-    int act,
-    double negative_slope,
-    floating[:, ::1] out,  # OUT, may be x
-):
+def activation(x, act, negative_slope, out):
     """out = f(x): identity, logistic, tanh, relu, leaky_relu (slope for x <= 0),
     softmax exp(x - max) / sum exp(x - max) per row."""
-    _check_act(act)
+    try:
+        _activation(x, act, negative_slope, out)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("activation", (x, act, negative_slope, out)) or exc from None
+
+
+def activation_grad_(a, act, negative_slope, delta):
+    """delta *= f'(z) with f' taken from a = f(z): a (1 - a), 1 - a**2, [a > 0], ...;
+    softmax: a * (delta - sum_j a_j delta_j) per row."""
+    try:
+        _activation_grad_(a, act, negative_slope, delta)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("activation_grad_", (a, act, negative_slope, delta)) or exc from None
+
+
+def dense_forward(a, W, b, act, negative_slope, z_out):
+    """z_out = f(a @ W + b)."""
+    try:
+        _dense_forward(a, W, b, act, negative_slope, z_out)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("dense_forward",
+                             (a, W, b, act, negative_slope, z_out)) or exc from None
+
+
+def dense_backward(a_prev, delta, dW_out, db_out):
+    """dW_out = a_prev.T @ delta, db_out = sum of delta over rows (accumulated in double)."""
+    try:
+        _dense_backward(a_prev, delta, dW_out, db_out)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("dense_backward", (a_prev, delta, dW_out, db_out)) or exc from None
+
+
+def dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_out):
+    """delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from a_prev = f(z_prev)."""
+    try:
+        _dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_out)
+    except (TypeError, ValueError) as exc:
+        raise argument_error(
+            "dense_backward_delta", (delta, W, a_prev, act_prev, negative_slope, delta_prev_out)
+        ) or exc from None
+
+
+# --------------------------------------------------------------------------- implementations
+
+
+def _activation(
+    const floating[:, ::1] x not None,  # IN
+    Py_ssize_t act,
+    double negative_slope,
+    floating[:, ::1] out not None,  # OUT, may be x
+):
+    _check_act("act", act)
     _check_shape("out", (out.shape[0], out.shape[1]), (x.shape[0], x.shape[1]))
     cdef double* e = _scratch(x.shape[1])
     with nogil:
-        activation_rows(cptr2(x), x.shape[0], x.shape[1], act, negative_slope, ptr2(out), e)
+        activation_rows(cptr2(x), x.shape[0], x.shape[1], <int>act, negative_slope, ptr2(out), e)
     free(e)
 
 
-def activation_grad_(
-    const floating[:, ::1] a,  # IN
-    int act,
+def _activation_grad_(
+    const floating[:, ::1] a not None,  # IN
+    Py_ssize_t act,
     double negative_slope,
-    floating[:, ::1] delta,  # INOUT
+    floating[:, ::1] delta not None,  # INOUT
 ):
-    """delta *= f'(z) with f' taken from a = f(z): a (1 - a), 1 - a**2, [a > 0], ...;
-    softmax: a * (delta - sum_j a_j delta_j) per row."""
-    _check_act(act)
+    _check_act("act", act)
     _check_shape("delta", (delta.shape[0], delta.shape[1]), (a.shape[0], a.shape[1]))
     with nogil:
-        activation_grad_rows(cptr2(a), a.shape[0], a.shape[1], act, negative_slope, ptr2(delta))
+        activation_grad_rows(cptr2(a), a.shape[0], a.shape[1], <int>act, negative_slope,
+                             ptr2(delta))
 
 
-def dense_forward(
-    const floating[:, ::1] a,  # IN (n, n_in)
-    const floating[:, ::1] W,  # IN (n_in, n_out)
-    const floating[::1] b,  # IN (n_out,)
-    int act,
+def _dense_forward(
+    const floating[:, ::1] a not None,  # IN (n, n_in)
+    const floating[:, ::1] W not None,  # IN (n_in, n_out)
+    const floating[::1] b not None,  # IN (n_out,)
+    Py_ssize_t act,
     double negative_slope,
-    floating[:, ::1] z_out,  # OUT (n, n_out)
+    floating[:, ::1] z_out not None,  # OUT (n, n_out)
 ):
-    """z_out = f(a @ W + b)."""
     cdef Py_ssize_t n = a.shape[0], n_in = a.shape[1], n_out = W.shape[1]
-    _check_act(act)
+    _check_act("act", act)
     _check_shape("W", (W.shape[0], W.shape[1]), (n_in, n_out))
     _check_shape("b", (b.shape[0],), (n_out,))
     _check_shape("z_out", (z_out.shape[0], z_out.shape[1]), (n, n_out))
     cdef double* e = _scratch(n_out)
     with nogil:
-        dense_forward_rows(cptr2(a), n, n_in, cptr2(W), cptr1(b), n_out, act, negative_slope,
-                           ptr2(z_out), e)
+        dense_forward_rows(cptr2(a), n, n_in, cptr2(W), cptr1(b), n_out, <int>act,
+                           negative_slope, ptr2(z_out), e)
     free(e)
 
 
-def dense_backward(
-    const floating[:, ::1] a_prev,  # IN (n, n_in)
-    const floating[:, ::1] delta,  # IN (n, n_out)
-    floating[:, ::1] dW_out,  # OUT (n_in, n_out)
-    floating[::1] db_out,  # OUT (n_out,)
+def _dense_backward(
+    const floating[:, ::1] a_prev not None,  # IN (n, n_in)
+    const floating[:, ::1] delta not None,  # IN (n, n_out)
+    floating[:, ::1] dW_out not None,  # OUT (n_in, n_out)
+    floating[::1] db_out not None,  # OUT (n_out,)
 ):
-    """dW_out = a_prev.T @ delta, db_out = sum of delta over rows (accumulated in double)."""
     cdef Py_ssize_t n = a_prev.shape[0], n_in = a_prev.shape[1], n_out = delta.shape[1]
     _check_shape("delta", (delta.shape[0], delta.shape[1]), (n, n_out))
     _check_shape("dW_out", (dW_out.shape[0], dW_out.shape[1]), (n_in, n_out))
@@ -122,20 +173,19 @@ def dense_backward(
                             ptr1(db_out))
 
 
-def dense_backward_delta(
-    const floating[:, ::1] delta,  # IN (n, n_out)
-    const floating[:, ::1] W,  # IN (n_in, n_out)
-    const floating[:, ::1] a_prev,  # IN (n, n_in)
-    int act_prev,
+def _dense_backward_delta(
+    const floating[:, ::1] delta not None,  # IN (n, n_out)
+    const floating[:, ::1] W not None,  # IN (n_in, n_out)
+    const floating[:, ::1] a_prev not None,  # IN (n, n_in)
+    Py_ssize_t act_prev,
     double negative_slope,
-    floating[:, ::1] delta_prev_out,  # OUT (n, n_in)
+    floating[:, ::1] delta_prev_out not None,  # OUT (n, n_in)
 ):
-    """delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from a_prev = f(z_prev)."""
     cdef Py_ssize_t n = delta.shape[0], n_out = delta.shape[1], n_in = W.shape[0]
-    _check_act(act_prev)
+    _check_act("act_prev", act_prev)
     _check_shape("W", (W.shape[0], W.shape[1]), (n_in, n_out))
     _check_shape("a_prev", (a_prev.shape[0], a_prev.shape[1]), (n, n_in))
     _check_shape("delta_prev_out", (delta_prev_out.shape[0], delta_prev_out.shape[1]), (n, n_in))
     with nogil:
-        dense_backward_delta_rows(cptr2(delta), cptr2(W), cptr2(a_prev), n, n_in, n_out, act_prev,
-                                  negative_slope, ptr2(delta_prev_out))
+        dense_backward_delta_rows(cptr2(delta), cptr2(W), cptr2(a_prev), n, n_in, n_out,
+                                  <int>act_prev, negative_slope, ptr2(delta_prev_out))

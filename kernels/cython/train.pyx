@@ -7,6 +7,11 @@ mini-batch's gather, forward pass, fused loss-and-gradient, backward pass, L2 te
 optimizer update inside one ``nogil`` block, with no Python object, no allocation and no
 memoryview operation per batch. The math is the cores of _dense.pxd, _loss.pxd and
 _optim.pxd, the same the single kernels (dense.pyx, loss.pyx, optim.pyx) run.
+
+Each kernel is a Python-level function over a fused-type implementation (``_<name>``),
+whose memoryviews refuse arrays of the wrong dtype, rank, layout or writeability; when a
+call fails, the kernel raises fastnn.kernels._checks' error naming the argument instead
+(the memoryviews' own messages name none), at no cost to calls that succeed.
 """
 
 from libc.limits cimport INT_MAX
@@ -15,13 +20,40 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
-from _common cimport IDENTITY, N_ACTIVATIONS, cptr1, cptr2, floating, ptr1, ptr2
-from _dense cimport dense_backward_delta_rows, dense_backward_rows, dense_forward_rows
+from cython.parallel cimport prange
+
+from _common cimport IDENTITY, N_ACTIVATIONS, SOFTMAX, cptr1, cptr2, floating, ptr1, ptr2
+from _dense cimport (
+    block_start, column_blocks, dense_backward_cols, dense_backward_delta_cols,
+    dense_backward_delta_rows, dense_forward_cols, dense_forward_rows,
+)
 from _loss cimport (
     LossParams, absolute_error, binary_log, elementwise_loss_rows, half_squared_error, huber,
     log_clip_params, poisson, softmax_cross_entropy_rows,
 )
 from _optim cimport adam_update, rmsprop_update, sgd_velocity_update
+
+from .._checks import argument_error
+
+
+cdef extern from "_openmp.h":
+    int fastnn_max_threads() noexcept nogil
+    int fastnn_openmp() noexcept nogil
+
+
+def _openmp_threads():
+    """Threads the kernels run on: OpenMP's current limit (OMP_NUM_THREADS, threadpoolctl's
+    "openmp" limits), or 0 in a build without OpenMP (the serial kernels)."""
+    return fastnn_max_threads() if fastnn_openmp() else 0
+
+
+# A GEMM (or an optimizer pass) below this many flops (~0.4 ms on one core) runs its
+# blocks on the calling thread: a parallel region waits for every thread, and on a busy
+# machine a thread without a core stalls it for a scheduler slice (measured here with the
+# other core taken: 2e5 made digits' steps 5-100x slower). The same bits either way.
+cdef double PARALLEL_FLOPS = 1e7
+cdef enum:
+    PARAM_CHUNK = 16384  # parameters per chunk of the parallel optimizer update
 
 
 # Mirror fastnn.kernels (SQUARED_ERROR, ..., SGD, ..., LR, ...) and fastnn.kernels.layout
@@ -107,6 +139,7 @@ ctypedef struct Net:  # the layer table's values, read once per call (no arithme
     Py_ssize_t max_width  # max(n_1, ..., n_L): the softmax scratch
     int act[MAX_LAYERS]  # layer l's activation code
     double slope[MAX_LAYERS]  # layer l's activation parameter (leaky ReLU's slope)
+    int n_threads  # OpenMP threads (1 in the serial build)
 
 
 # --------------------------------------------------------------------------- validation
@@ -153,6 +186,7 @@ cdef int _network(const int64_t[:, ::1] table, Py_ssize_t n_params, Net* net) ex
         net.max_width = max(net.max_width, net.size[l + 1])
     net.hidden_sum = net.out_off[L - 1]
     net.width_sum = net.out_off[L - 1] + net.size[L]
+    net.n_threads = max(1, fastnn_max_threads())
     return 0
 
 
@@ -177,7 +211,7 @@ cdef int _check_rows(Py_ssize_t rows) except -1:
     return 0
 
 
-cdef LossParams _loss_params(int loss, double loss_param) except *:
+cdef LossParams _loss_params(Py_ssize_t loss, double loss_param) except *:
     """The loss code checked, and its parameters (Huber's delta or the log-loss eps)."""
     cdef LossParams prm
     if loss < 0 or loss >= N_LOSSES:
@@ -225,13 +259,80 @@ cdef inline void _forward_layers(
     floating** out,  # OUT out[l] (n, n_{l+1}); out[L - 1] gets the raw output
     double* e,  # scratch, max_width doubles
 ) noexcept nogil:
-    """out[l] = f_l(out[l - 1] @ W_l + b_l): f_l = net.act[l] with net.slope[l]."""
-    cdef Py_ssize_t l, L = net.n_layers
+    """out[l] = f_l(out[l - 1] @ W_l + b_l): f_l = net.act[l] with net.slope[l]; each
+    layer by the column blocks of its output (_dense.pxd), on the threads if it is large."""
+    cdef Py_ssize_t l, p, blocks, n_in, n_out, L = net.n_layers
     cdef const floating* a = X
+    cdef const floating* W
+    cdef const floating* b
     for l in range(L):
-        dense_forward_rows(a, n, net.size[l], params + net.w_off[l], params + net.b_off[l],
-                           net.size[l + 1], net.act[l], net.slope[l], out[l], e)
+        n_in, n_out = net.size[l], net.size[l + 1]
+        W, b = params + net.w_off[l], params + net.b_off[l]
+        if net.act[l] == SOFTMAX:  # row-wise: one block
+            dense_forward_rows(a, n, n_in, W, b, n_out, net.act[l], net.slope[l], out[l], e)
+        else:
+            blocks = column_blocks(n_out)
+            if _parallel(net, blocks, 2.0 * n * n_in * n_out):
+                for p in prange(blocks, num_threads=net.n_threads, schedule="static"):
+                    dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
+                                       out[l], block_start(n_out, blocks, p),
+                                       block_start(n_out, blocks, p + 1))
+            else:
+                for p in range(blocks):
+                    dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
+                                       out[l], block_start(n_out, blocks, p),
+                                       block_start(n_out, blocks, p + 1))
         a = out[l]
+
+
+cdef inline bint _parallel(const Net* net, Py_ssize_t items, double flops) noexcept nogil:
+    return net.n_threads > 1 and items > 1 and flops >= PARALLEL_FLOPS
+
+
+cdef void _backward_layer(
+    const Net* net,
+    Py_ssize_t l,
+    const floating* params,  # IN (n_params,)
+    const floating* a_prev,  # IN (n, n_l): the layer's input
+    const floating* delta,  # IN (n, n_{l+1})
+    Py_ssize_t n,
+    floating* grads_out,  # OUT layer l's dW and db
+    floating* delta_prev,  # OUT (n, n_l), the previous layer's delta; unused for l = 0
+) noexcept nogil:
+    """dW_l, db_l and (l > 0) delta_{l-1} of one layer: the column blocks of dW and of
+    delta_{l-1} are independent items of one parallel loop."""
+    cdef Py_ssize_t p, n_in = net.size[l], n_out = net.size[l + 1]
+    cdef Py_ssize_t bw = column_blocks(n_out), bd = 0
+    cdef const floating* W = params + net.w_off[l]
+    if l:
+        bd = 1 if net.act[l - 1] == SOFTMAX else column_blocks(n_in)
+    if _parallel(net, bw + bd, 2.0 * n * n_in * n_out * (2 if l else 1)):
+        for p in prange(bw + bd, num_threads=net.n_threads, schedule="dynamic"):
+            _backward_item(net, l, W, a_prev, delta, n, grads_out, delta_prev, bw, bd, p)
+    else:
+        for p in range(bw + bd):
+            _backward_item(net, l, W, a_prev, delta, n, grads_out, delta_prev, bw, bd, p)
+
+
+cdef inline void _backward_item(
+    const Net* net, Py_ssize_t l, const floating* W, const floating* a_prev,
+    const floating* delta, Py_ssize_t n, floating* grads_out, floating* delta_prev,
+    Py_ssize_t bw, Py_ssize_t bd, Py_ssize_t p,
+) noexcept nogil:
+    """Item p of _backward_layer: block p of dW (p < bw), else block p - bw of delta_prev."""
+    cdef Py_ssize_t n_in = net.size[l], n_out = net.size[l + 1]
+    if p < bw:
+        dense_backward_cols(a_prev, delta, n, n_in, n_out, grads_out + net.w_off[l],
+                            grads_out + net.b_off[l], block_start(n_out, bw, p),
+                            block_start(n_out, bw, p + 1))
+    elif net.act[l - 1] == SOFTMAX:
+        dense_backward_delta_rows(delta, W, a_prev, n, n_in, n_out, net.act[l - 1],
+                                  net.slope[l - 1], delta_prev)
+    else:
+        dense_backward_delta_cols(delta, W, a_prev, n, n_in, n_out, net.act[l - 1],
+                                  net.slope[l - 1], delta_prev,
+                                  block_start(n_in, bd, p - bw),
+                                  block_start(n_in, bd, p - bw + 1))
 
 
 cdef inline double _loss_gradient(
@@ -300,13 +401,8 @@ cdef double _forward_backward_rows(
     data_loss = _loss_gradient(loss, prm, Y, acts[L - 1], sample_weight, n, net.size[L],
                                loss_out, deltas[L - 1], e)
     for l in range(L - 1, -1, -1):
-        a_prev = X if l == 0 else acts[l - 1]
-        dense_backward_rows(a_prev, deltas[l], n, net.size[l], net.size[l + 1],
-                            grads_out + net.w_off[l], grads_out + net.b_off[l])
-        if l:
-            dense_backward_delta_rows(deltas[l], params + net.w_off[l], acts[l - 1], n,
-                                      net.size[l], net.size[l + 1], net.act[l - 1],
-                                      net.slope[l - 1], deltas[l - 1])
+        _backward_layer(net, l, params, X if l == 0 else acts[l - 1], deltas[l], n,
+                        grads_out, deltas[l - 1] if l else <floating*>NULL)
     # L2 term (weights only) and the 1 / sum(w) scale in one pass over the buffer
     for l in range(L):
         W = params + net.w_off[l]
@@ -354,7 +450,7 @@ cdef int _train_epoch_rows(
     cdef floating* fb_work = wb + B
     cdef double lr = config[LR], momentum = config[MOMENTUM], eps = config[EPSILON]
     cdef double beta1 = config[BETA1], beta2 = config[BETA2]
-    cdef bint nesterov = optimizer == SGD_NESTEROV
+    cdef Py_ssize_t k, chunks
     cdef double sw, data_loss, penalty, t, c
     for batch in range((n + B - 1) // B):
         start = batch * B
@@ -377,30 +473,94 @@ cdef int _train_epoch_rows(
         step[0] += 1
         t = <double>step[0]
         # bias corrections: once per step, scalar pow
-        if optimizer == SGD or optimizer == SGD_NESTEROV:
-            sgd_velocity_update(params, grads, state0, net.n_params, lr, momentum, nesterov)
-        elif optimizer == ADAM:
+        c = 1.0
+        if optimizer == ADAM:
             c = sqrt(1.0 - pow(beta2, t)) / (1.0 - pow(beta1, t))
-            adam_update(params, grads, state0, state1, net.n_params, lr, beta1, beta2, 0.0,
-                        False, c, 1.0, 0.0, eps)
-        else:
+        elif optimizer == RMSPROP:
             c = 1.0 / (1.0 - pow(beta2, t))
-            rmsprop_update(params, grads, state0, <floating*>NULL, state1, net.n_params, lr,
-                           beta2, eps, 0.0, momentum, False, c)
+        # elementwise: chunks on the threads give the same bits as one pass
+        chunks = (net.n_params + PARAM_CHUNK - 1) // PARAM_CHUNK
+        if _parallel(net, chunks, 100.0 * net.n_params):  # ~100 flops' time per update
+            for k in prange(chunks, num_threads=net.n_threads, schedule="static"):
+                _update(optimizer, params, grads, state0, state1, k * PARAM_CHUNK,
+                        min(net.n_params, (k + 1) * PARAM_CHUNK), lr, momentum, beta1,
+                        beta2, eps, c)
+        else:
+            _update(optimizer, params, grads, state0, state1, 0, net.n_params, lr, momentum,
+                    beta1, beta2, eps, c)
     return 0
+
+
+cdef inline void _update(
+    int optimizer, floating* params, const floating* grads, floating* state0,
+    floating* state1, Py_ssize_t i0, Py_ssize_t i1, double lr, double momentum,
+    double beta1, double beta2, double eps, double c,
+) noexcept nogil:
+    """The optimizer step on parameters [i0, i1), with the step's bias correction c."""
+    cdef Py_ssize_t n = i1 - i0
+    if optimizer == SGD or optimizer == SGD_NESTEROV:
+        sgd_velocity_update(params + i0, grads + i0, state0 + i0, n, lr, momentum,
+                            optimizer == SGD_NESTEROV)
+    elif optimizer == ADAM:
+        adam_update(params + i0, grads + i0, state0 + i0, state1 + i0, n, lr, beta1, beta2,
+                    0.0, False, c, 1.0, 0.0, eps)
+    else:
+        rmsprop_update(params + i0, grads + i0, state0 + i0, <floating*>NULL, state1 + i0, n,
+                       lr, beta2, eps, 0.0, momentum, False, c)
 
 
 # --------------------------------------------------------------------------- kernels
 
 
-def forward(
-    const floating[:, ::1] X,  # IN (n, n_0)
-    const floating[::1] params,  # IN (n_params,)
-    const int64_t[:, ::1] table,  # IN (n_layers, N_COLUMNS): the layer table
-    floating[::1] work,  # scratch: the hidden layers' outputs
-    floating[:, ::1] raw_out,  # OUT (n, n_L)
-):
+def forward(X, params, table, work, raw_out):
     """raw_out = the network's output before the output activation, for rows X."""
+    try:
+        _forward(X, params, table, work, raw_out)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("forward", (X, params, table, work, raw_out)) or exc from None
+
+
+def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha, grads_out,
+                     work):
+    """Loss and gradient of one batch: returns (data_loss, penalty), data_loss = sum_i w_i
+    loss_i, penalty = alpha / 2 sum ||W||**2; grads_out = d (data_loss + penalty) / d params
+    / sum_i w_i. A zero weight sum raises ZeroDivisionError (as the reference)."""
+    try:
+        return _forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha,
+                                 grads_out, work)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("forward_backward", (X, Y, sample_weight, params, table, loss,
+                                                  loss_param, alpha, grads_out, work)
+                             ) or exc from None
+
+
+def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss_param, alpha,
+                optimizer, config, state, step, grads, work, loss_sum=0.0, penalty_sum=0.0):
+    """One epoch (or a batch-aligned slice of one) of mini-batch training over rows
+    X[perm[s:s + batch_size]]: returns (loss_sum, penalty_sum, step, nonfinite) as the
+    reference."""
+    try:
+        return _train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss,
+                            loss_param, alpha, optimizer, config, state, step, grads, work,
+                            loss_sum, penalty_sum)
+    except (TypeError, ValueError) as exc:
+        raise argument_error(
+            "train_epoch", (X, Y, sample_weight, perm, batch_size, params, table, loss,
+                            loss_param, alpha, optimizer, config, state, step, grads, work,
+                            loss_sum, penalty_sum)
+        ) or exc from None
+
+
+# --------------------------------------------------------------------------- implementations
+
+
+def _forward(
+    const floating[:, ::1] X not None,  # IN (n, n_0)
+    const floating[::1] params not None,  # IN (n_params,)
+    const int64_t[:, ::1] table not None,  # IN (n_layers, N_COLUMNS): the layer table
+    floating[::1] work not None,  # scratch: the hidden layers' outputs
+    floating[:, ::1] raw_out not None,  # OUT (n, n_L)
+):
     cdef Net net
     cdef Py_ssize_t l, n = X.shape[0]
     cdef floating* out[MAX_LAYERS]
@@ -419,21 +579,18 @@ def forward(
     free(e)
 
 
-def forward_backward(
-    const floating[:, ::1] X,  # IN (n, n_0)
-    const floating[:, ::1] Y,  # IN (n, n_L)
-    const floating[::1] sample_weight,  # IN (n,)
-    const floating[::1] params,  # IN (n_params,)
-    const int64_t[:, ::1] table,  # IN (n_layers, N_COLUMNS): the layer table
-    int loss,
+def _forward_backward(
+    const floating[:, ::1] X not None,  # IN (n, n_0)
+    const floating[:, ::1] Y not None,  # IN (n, n_L)
+    const floating[::1] sample_weight not None,  # IN (n,)
+    const floating[::1] params not None,  # IN (n_params,)
+    const int64_t[:, ::1] table not None,  # IN (n_layers, N_COLUMNS): the layer table
+    Py_ssize_t loss,  # codes are Py_ssize_t: converted by __index__ (a float raises)
     double loss_param,
     double alpha,
-    floating[::1] grads_out,  # OUT (n_params,)
-    floating[::1] work,  # scratch: loss_out | outputs | deltas
+    floating[::1] grads_out not None,  # OUT (n_params,)
+    floating[::1] work not None,  # scratch: loss_out | outputs | deltas
 ):
-    """Loss and gradient of one batch: returns (data_loss, penalty), data_loss = sum_i w_i
-    loss_i, penalty = alpha / 2 sum ||W||**2; grads_out = d (data_loss + penalty) / d params
-    / sum_i w_i. A zero weight sum raises ZeroDivisionError (as the reference)."""
     cdef Net net
     cdef Py_ssize_t i, n = X.shape[0]
     cdef double sw = 0.0, data_loss, penalty
@@ -453,38 +610,35 @@ def forward_backward(
     cdef double* e = _scratch(&net)
     with nogil:
         data_loss = _forward_backward_rows(&net, cptr1(params), cptr2(X), cptr2(Y),
-                                           cptr1(sample_weight), n, loss, &prm, alpha,
+                                           cptr1(sample_weight), n, <int>loss, &prm, alpha,
                                            1.0 / sw, ptr1(grads_out), ptr1(work), e, &penalty)
     free(e)
     return data_loss, penalty
 
 
-def train_epoch(
-    const floating[:, ::1] X,  # IN (n, n_0)
-    const floating[:, ::1] Y,  # IN (n, n_L)
-    const floating[::1] sample_weight,  # IN (n,)
-    const int64_t[::1] perm,  # IN (m,), the epoch's rows in order; every value in [0, n)
+def _train_epoch(
+    const floating[:, ::1] X not None,  # IN (n, n_0)
+    const floating[:, ::1] Y not None,  # IN (n, n_L)
+    const floating[::1] sample_weight not None,  # IN (n,)
+    const int64_t[::1] perm not None,  # IN (m,), the epoch's rows in order; each in [0, n)
     Py_ssize_t batch_size,
-    floating[::1] params,  # INOUT (n_params,)
-    const int64_t[:, ::1] table,  # IN (n_layers, N_COLUMNS): the layer table
-    int loss,
+    floating[::1] params not None,  # INOUT (n_params,)
+    const int64_t[:, ::1] table not None,  # IN (n_layers, N_COLUMNS): the layer table
+    Py_ssize_t loss,  # codes and counts are Py_ssize_t: converted by __index__
     double loss_param,
     double alpha,
-    int optimizer,
-    const double[::1] config,  # IN (N_CONFIG,): LR, MOMENTUM, BETA1, BETA2, EPSILON
-    floating[:, ::1] state,  # INOUT (1 for SGD | 2, n_params)
-    int64_t step,
-    floating[::1] grads,  # OUT (n_params,), the last computed batch's gradient
-    floating[::1] work,  # scratch: X_batch | Y_batch | w_batch | forward_backward's
-    double loss_sum=0.0,  # IN, the sums of the epoch's earlier slices, continued
-    double penalty_sum=0.0,  # IN
+    Py_ssize_t optimizer,
+    const double[::1] config not None,  # IN (N_CONFIG,): LR, MOMENTUM, BETA1, BETA2, EPSILON
+    floating[:, ::1] state not None,  # INOUT (1 for SGD | 2, n_params)
+    Py_ssize_t step_in,
+    floating[::1] grads not None,  # OUT (n_params,), the last computed batch's gradient
+    floating[::1] work not None,  # scratch: X_batch | Y_batch | w_batch | forward_backward's
+    double loss_sum,  # IN, the sums of the epoch's earlier slices, continued
+    double penalty_sum,  # IN
 ):
-    """One epoch (or a batch-aligned slice of one) of mini-batch training over rows
-    X[perm[s:s + batch_size]]: returns (loss_sum, penalty_sum, step, nonfinite) as the
-    reference."""
     cdef Net net
     cdef Py_ssize_t i, n = X.shape[0], m = perm.shape[0], B = batch_size
-    cdef int64_t v
+    cdef int64_t v, step = step_in
     cdef int nonfinite
     cdef floating* state1 = NULL
     _network(table, params.shape[0], &net)
@@ -519,7 +673,7 @@ def train_epoch(
     with nogil:
         nonfinite = _train_epoch_rows(
             &net, cptr2(X), cptr2(Y), cptr1(sample_weight), m, &perm[0], B, ptr1(params),
-            loss, &prm, alpha, optimizer, &config[0], ptr2(state), state1, ptr1(grads),
+            <int>loss, &prm, alpha, <int>optimizer, &config[0], ptr2(state), state1, ptr1(grads),
             ptr1(work), e, &loss_sum, &penalty_sum, &step,
         )
     free(e)

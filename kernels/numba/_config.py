@@ -1,5 +1,6 @@
-"""The one place for Numba compilation flags used by every kernel in this package, and
-the one line announcing a cold compile of the training kernels.
+"""The one place for Numba compilation flags used by every kernel in this package, the
+argument-type check of the public kernels, and the one line announcing a cold compile of
+the training kernels.
 
 - ``cache=True``: compiled machine code is written next to the sources (``__pycache__``,
   or ``NUMBA_CACHE_DIR``) and reloaded by later processes instead of recompiled. A cache
@@ -14,6 +15,15 @@ the one line announcing a cold compile of the training kernels.
 - No ``parallel``; no eager signatures (they would compile at import). Signatures are
   compiled lazily, one per combination of dtype and read-only flags actually used.
 
+``kernel`` (the public kernels; helpers use ``jit``): a dispatcher that checks argument
+types against ``fastnn.kernels._checks`` whenever it compiles or loads a signature, from
+a Python call or from another kernel being compiled. A bad dtype, rank, layout or
+writeability then raises the ValueError or TypeError the other implementations raise,
+naming the argument, instead of Numba's TypingError (or a compiled variant that accepts
+it). Only signatures that pass are ever compiled, so a call whose types are compiled
+already (every call of a fit after the first) is dispatched by Numba's C code as before,
+at no cost: the check runs once per signature, not per call.
+
 A cold compile of the training kernels takes 15-25 s per dtype on 2 cores, silently.
 ``CompileNotice`` prints one line on stderr when it starts. It listens to Numba's
 ``"numba:compile"`` event, which Numba broadcasts only for a real compilation: after the
@@ -25,9 +35,57 @@ import functools
 import sys
 
 import numba
-from numba.core import event
+from numba.core import event, types
+from numba.core.registry import CPUDispatcher
+from numba.np.numpy_support import as_dtype
+
+from .. import _checks
 
 jit = functools.partial(numba.njit, cache=True, nogil=True, error_model="numpy")
+
+
+_PYTHON_NAMES = ((types.NoneType, "NoneType"), (types.UnicodeType, "str"),
+                 ((types.List, types.ListType), "list"), (types.BaseTuple, "tuple"))
+
+
+def _describe(numba_type):
+    """The numba type of an argument described as _checks.describe describes values."""
+    if isinstance(numba_type, types.Omitted):
+        return None  # a default left out
+    if isinstance(numba_type, types.Array):
+        try:
+            dtype = as_dtype(numba_type.dtype)
+        except NotImplementedError:
+            return str(numba_type)
+        return _checks.Array(dtype, numba_type.ndim, numba_type.layout == "C",
+                             numba_type.mutable)
+    if isinstance(numba_type, (types.Integer, types.Boolean)):  # Python bools: Boolean
+        return _checks.INTEGER
+    if isinstance(numba_type, types.Float):
+        return _checks.FLOAT
+    for kind, name in _PYTHON_NAMES:  # as type(value).__name__ names them
+        if isinstance(numba_type, kind):
+            return name
+    return str(numba_type)
+
+
+class CheckedDispatcher(CPUDispatcher):
+    """A kernel's dispatcher that compiles (or loads from the cache) only signatures whose
+    argument types pass fastnn.kernels._checks."""
+
+    def compile(self, sig):
+        if isinstance(sig, tuple):  # argument types (Python calls, calls from kernels)
+            _checks.check_described(self.py_func.__name__, [_describe(t) for t in sig])
+        return super().compile(sig)
+
+
+def kernel(func):
+    """``jit`` for a public kernel, with its argument types checked (CheckedDispatcher)."""
+    dispatcher = jit(func)
+    if not isinstance(dispatcher, CPUDispatcher):  # NUMBA_DISABLE_JIT=1: func itself
+        return _checks.checked(func)
+    dispatcher.__class__ = CheckedDispatcher  # the same dispatcher, same options and cache
+    return dispatcher
 
 # train.py's entry points -> (what the line calls them, a cold compile's duration on 2
 # cores, measured with an empty NUMBA_CACHE_DIR). train_epoch and forward_backward pull in

@@ -9,7 +9,7 @@ dtype; the GEMMs are ``np.dot(x, y, out)``, which Numba sends to BLAS (scipy's
 import numpy as np
 
 from .. import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTMAX, TANH
-from ._config import jit
+from ._config import jit, kernel
 
 # --------------------------------------------------------------------------- scalars
 
@@ -62,18 +62,37 @@ def _softmax_grad_rows(a, delta):
             delta[i, j] = float(a[i, j]) * (float(delta[i, j]) - dot)
 
 
-# --------------------------------------------------------------------------- activations
+# --------------------------------------------------------------------------- checks
+# Argument types are checked by the dispatcher (``kernel``, fastnn.kernels._checks);
+# shapes and codes here, before anything is read or written. Messages are constants
+# (compiled), and name the argument as the other implementations' do.
 
 
 @jit
+def _check_act(act):
+    if act < IDENTITY or act > SOFTMAX:
+        raise ValueError("act: unknown activation code")
+
+
+@jit
+def _check_act_prev(act_prev):
+    if act_prev < IDENTITY or act_prev > SOFTMAX:
+        raise ValueError("act_prev: unknown activation code")
+
+
+# --------------------------------------------------------------------------- activations
+
+
+@kernel
 def activation(x, act, negative_slope, out):
     """out = f(x) elementwise (softmax: over each row, the last axis); ``out`` may be ``x``.
 
     identity; logistic 1 / (1 + exp(-x)); tanh; relu max(x, 0); leaky_relu x if x > 0
     else negative_slope * x; softmax exp(x - max x) / sum exp(x - max x).
     """
-    if x.shape != out.shape:
-        raise ValueError("activation: x and out must have the same shape")
+    _check_act(act)
+    if out.shape != x.shape:
+        raise ValueError("activation: out must have the shape of x")
     if x.size == 0:
         return
     if act == SOFTMAX:
@@ -94,24 +113,21 @@ def activation(x, act, negative_slope, out):
     elif act == RELU:
         for i in range(xf.size):
             of[i] = _relu(float(xf[i]))
-    elif act == LEAKY_RELU:
+    else:  # LEAKY_RELU
         for i in range(xf.size):
             of[i] = _leaky_relu(float(xf[i]), negative_slope)
-    else:
-        raise ValueError("activation: unknown activation code")
 
 
-@jit
+@kernel
 def activation_grad_(a, act, negative_slope, delta):
     """delta *= f'(z), the derivative taken from the forward output a = f(z).
 
     identity 1; logistic a (1 - a); tanh 1 - a**2; relu [a > 0]; leaky_relu 1 if a > 0
     else negative_slope; softmax (per row) delta <- a * (delta - sum_j a_j delta_j).
     """
-    if a.shape != delta.shape:
-        raise ValueError("activation_grad_: a and delta must have the same shape")
-    if act < IDENTITY or act > SOFTMAX:  # as the reference: raises even when empty
-        raise ValueError("activation_grad_: unknown activation code")
+    _check_act(act)  # as the reference: raises even when empty
+    if delta.shape != a.shape:
+        raise ValueError("activation_grad_: delta must have the shape of a")
     if act == IDENTITY or a.size == 0:
         return
     if act == SOFTMAX:
@@ -132,24 +148,28 @@ def activation_grad_(a, act, negative_slope, delta):
         for i in range(af.size):
             if not af[i] > 0.0:
                 df[i] = 0.0
-    elif act == LEAKY_RELU:
+    else:  # LEAKY_RELU
         for i in range(af.size):
             if not af[i] > 0.0:
                 df[i] = negative_slope * float(df[i])
-    else:
-        raise ValueError("activation_grad_: unknown activation code")
 
 
 # --------------------------------------------------------------------------- dense layer
 
 
-@jit
+@kernel
 def dense_forward(a, W, b, act, negative_slope, z_out):
     """z_out = f(a @ W + b); a (n, n_in), W (n_in, n_out), b (n_out,), z_out (n, n_out)."""
-    n, n_out = z_out.shape
+    n, n_in = a.shape
+    n_out = W.shape[1]
+    _check_act(act)
+    if W.shape[0] != n_in:
+        raise ValueError("dense_forward: W must have shape (n_in, n_out), n_in the columns of a")
     if b.shape[0] != n_out:
-        raise ValueError("dense_forward: b must have n_out elements")
-    np.dot(a, W, z_out)  # BLAS gemm straight into z_out; checks the shapes
+        raise ValueError("dense_forward: b must have shape (n_out,), n_out the columns of W")
+    if z_out.shape[0] != n or z_out.shape[1] != n_out:
+        raise ValueError("dense_forward: z_out must have shape (n, n_out): a's rows, W's columns")
+    np.dot(a, W, z_out)  # BLAS gemm straight into z_out
     for i in range(n):
         for j in range(n_out):
             z_out[i, j] += b[j]  # in the dtype, as the reference's z_out += b
@@ -157,15 +177,22 @@ def dense_forward(a, W, b, act, negative_slope, z_out):
         activation(z_out, act, negative_slope, z_out)
 
 
-@jit
+@kernel
 def dense_backward(a_prev, delta, dW_out, db_out):
     """dW_out = a_prev.T @ delta; db_out = delta summed over rows (in float64).
 
     ``delta`` is d loss / d z of this layer (n, n_out); ``a_prev`` its input (n, n_in).
     """
-    n, n_out = delta.shape
+    n, n_in = a_prev.shape
+    n_out = delta.shape[1]
+    if delta.shape[0] != n:
+        raise ValueError("dense_backward: delta must have shape (n, n_out), n the rows of a_prev")
+    if dW_out.shape[0] != n_in or dW_out.shape[1] != n_out:
+        raise ValueError("dense_backward: dW_out must have shape (n_in, n_out): a_prev's "
+                         "columns, delta's columns")
     if db_out.shape[0] != n_out:
-        raise ValueError("dense_backward: db_out must have n_out elements")
+        raise ValueError("dense_backward: db_out must have shape (n_out,), n_out the columns "
+                         "of delta")
     np.dot(a_prev.T, delta, dW_out)  # a_prev.T is F-contiguous: gemm with a transpose flag
     # column sums with float64 accumulators, four columns per pass over the rows: no
     # scratch buffer, and 2-4x faster than one column at a time
@@ -189,8 +216,20 @@ def dense_backward(a_prev, delta, dW_out, db_out):
         db_out[jj] = s
 
 
-@jit
+@kernel
 def dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_out):
     """delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from a_prev = f(z_prev)."""
+    n, n_out = delta.shape
+    n_in = W.shape[0]
+    _check_act_prev(act_prev)
+    if W.shape[1] != n_out:
+        raise ValueError("dense_backward_delta: W must have shape (n_in, n_out), n_out the "
+                         "columns of delta")
+    if a_prev.shape[0] != n or a_prev.shape[1] != n_in:
+        raise ValueError("dense_backward_delta: a_prev must have shape (n, n_in): delta's "
+                         "rows, W's rows")
+    if delta_prev_out.shape[0] != n or delta_prev_out.shape[1] != n_in:
+        raise ValueError("dense_backward_delta: delta_prev_out must have shape (n, n_in): "
+                         "delta's rows, W's rows")
     np.dot(delta, W.T, delta_prev_out)  # W.T is F-contiguous: no copy
     activation_grad_(a_prev, act_prev, negative_slope, delta_prev_out)

@@ -12,7 +12,7 @@ The per-element math lives in small ``_<loss>(y, raw, params)`` functions return
 
 import numpy as np
 
-from ._config import jit
+from ._config import jit, kernel
 
 # --------------------------------------------------------------------------- helpers
 
@@ -36,11 +36,17 @@ def _log_clip_bounds(eps):
 
 @jit
 def _check_shapes(y_true, raw, sample_weight, loss_out, gradient_out):
+    """The shapes the kernels index by (types are checked by the dispatcher, ``kernel``).
+    ``raw`` is binary_log_loss_proba_gradient's ``proba``."""
     n = raw.shape[0]
-    if y_true.shape != raw.shape or gradient_out.shape != raw.shape:
-        raise ValueError("y_true, raw and gradient_out must have the same shape (n, k)")
-    if sample_weight.shape[0] != n or loss_out.shape[0] != n:
-        raise ValueError("sample_weight and loss_out must have shape (n,)")
+    if y_true.shape != raw.shape:
+        raise ValueError("y_true must have the shape (n, k) of raw (proba)")
+    if gradient_out.shape != raw.shape:
+        raise ValueError("gradient_out must have the shape (n, k) of raw (proba)")
+    if sample_weight.shape[0] != n:
+        raise ValueError("sample_weight must have shape (n,), n the rows of raw (proba)")
+    if loss_out.shape[0] != n:
+        raise ValueError("loss_out must have shape (n,), n the rows of raw (proba)")
 
 
 # inlined into each kernel: a jitted function passed as an argument is a "dynamic global"
@@ -121,21 +127,21 @@ def _softmax_cross_entropy(y, raw, m, s, lse, y_sum, lo, hi):
 # --------------------------------------------------------------------------- kernels
 
 
-@jit
+@kernel
 def half_squared_error_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
     """Half squared error: loss = (raw - y)**2 / 2, gradient = raw - y."""
     return _elementwise(_half_squared_error, (0.0,), y_true, raw, sample_weight,
                         loss_out, gradient_out)
 
 
-@jit
+@kernel
 def absolute_error_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
     """Absolute error: loss = |raw - y|, gradient = sign(raw - y) (0 at raw == y)."""
     return _elementwise(_absolute_error, (0.0,), y_true, raw, sample_weight,
                         loss_out, gradient_out)
 
 
-@jit
+@kernel
 def huber_loss_gradient(y_true, raw, sample_weight, delta, loss_out, gradient_out):
     """Huber, r = raw - y: loss = r**2 / 2 if |r| <= delta else delta (|r| - delta / 2);
     gradient = clip(r, -delta, delta).
@@ -144,13 +150,13 @@ def huber_loss_gradient(y_true, raw, sample_weight, delta, loss_out, gradient_ou
                         loss_out, gradient_out)
 
 
-@jit
+@kernel
 def poisson_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
     """Poisson NLL with log link, no constant: loss = exp(raw) - y raw, gradient = exp(raw) - y."""
     return _elementwise(_poisson, (0.0,), y_true, raw, sample_weight, loss_out, gradient_out)
 
 
-@jit
+@kernel
 def binary_log_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient_out):
     """Binary log-loss on logits: loss = y softplus(-raw) + (1 - y) softplus(raw), each term
     clipped to [-log(1 - eps), -log(eps)] (eps = 0: none); gradient = sigmoid(raw) - y.
@@ -159,7 +165,7 @@ def binary_log_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient
                         sample_weight, loss_out, gradient_out)
 
 
-@jit
+@kernel
 def binary_log_loss_proba_gradient(y_true, proba, sample_weight, eps, loss_out, gradient_out):
     """Binary log-loss on probabilities, pc = clip(p, eps, 1 - eps):
     loss = -y log(pc) - (1 - y) log(1 - pc), gradient = (pc - y) / (pc (1 - pc)).
@@ -168,7 +174,7 @@ def binary_log_loss_proba_gradient(y_true, proba, sample_weight, eps, loss_out, 
                         loss_out, gradient_out)
 
 
-@jit
+@kernel
 def softmax_cross_entropy_loss_gradient(y_true, raw, sample_weight, eps, loss_out, gradient_out):
     """Softmax cross-entropy on logits (n, k): loss = -sum_k y_k log p_k, p = softmax(raw),
     -log p_k clipped to [-log(1 - eps), -log(eps)] (eps = 0: none);

@@ -8,26 +8,24 @@ does not use are never read or written and may be empty.
 
 import numpy as np
 
-from ._config import jit
+from ._config import kernel
+
+# Buffer lengths guard against reading or writing past a buffer (Numba does no bounds
+# checking); one check per buffer, so that the constant message names it. Argument types
+# are checked by the dispatcher (``kernel``).
 
 
-@jit
-def _check_size(buf, n):
-    """Guard against writing past a buffer (Numba does no bounds checking)."""
-    if buf.shape[0] != n:
-        raise ValueError("optimizer buffers must have the size of params")
-
-
-@jit
+@kernel
 def sgd_step_(params, grads, momentum_buf, lr, momentum, dampening, nesterov, weight_decay,
               first_step):
     """PyTorch's SGD: g = grad + weight_decay p; with momentum mu != 0, buf = g on the first
     step else mu buf + (1 - dampening) g, and g = g + mu buf (nesterov) or buf; p -= lr g.
     """
     n = params.shape[0]
-    _check_size(grads, n)
-    if momentum != 0.0:
-        _check_size(momentum_buf, n)
+    if grads.shape[0] != n:
+        raise ValueError("sgd_step_: grads must have the size of params")
+    if momentum != 0.0 and momentum_buf.shape[0] != n:
+        raise ValueError("sgd_step_: momentum_buf must have the size of params (momentum != 0)")
     for i in range(n):
         p = float(params[i])
         g = float(grads[i]) + weight_decay * p
@@ -38,12 +36,14 @@ def sgd_step_(params, grads, momentum_buf, lr, momentum, dampening, nesterov, we
         params[i] = p - lr * g
 
 
-@jit
+@kernel
 def sgd_velocity_step_(params, grads, velocity, lr, momentum, nesterov):
     """scikit-learn's SGD: v = mu v - lr grad; p += mu v - lr grad (nesterov) or p += v."""
     n = params.shape[0]
-    _check_size(grads, n)
-    _check_size(velocity, n)
+    if grads.shape[0] != n:
+        raise ValueError("sgd_velocity_step_: grads must have the size of params")
+    if velocity.shape[0] != n:
+        raise ValueError("sgd_velocity_step_: velocity must have the size of params")
     for i in range(n):
         g = float(grads[i])
         v = momentum * float(velocity[i]) - lr * g
@@ -52,7 +52,7 @@ def sgd_velocity_step_(params, grads, velocity, lr, momentum, nesterov):
         params[i] = float(params[i]) + update
 
 
-@jit
+@kernel
 def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, eps,
                   weight_decay, momentum, centered, correction):
     """PyTorch's RMSprop with bias correction c (1: none): g = grad + weight_decay p;
@@ -61,12 +61,15 @@ def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, 
     p -= lr b; else p -= lr g / d.
     """
     n = params.shape[0]
-    _check_size(grads, n)
-    _check_size(square_avg, n)
-    if centered:
-        _check_size(grad_avg, n)
-    if momentum > 0.0:
-        _check_size(momentum_buf, n)
+    if grads.shape[0] != n:
+        raise ValueError("rmsprop_step_: grads must have the size of params")
+    if square_avg.shape[0] != n:
+        raise ValueError("rmsprop_step_: square_avg must have the size of params")
+    if centered and grad_avg.shape[0] != n:
+        raise ValueError("rmsprop_step_: grad_avg must have the size of params (centered)")
+    if momentum > 0.0 and momentum_buf.shape[0] != n:
+        raise ValueError("rmsprop_step_: momentum_buf must have the size of params "
+                         "(momentum > 0)")
     for i in range(n):
         p = float(params[i])
         g = float(grads[i]) + weight_decay * p
@@ -90,7 +93,7 @@ def rmsprop_step_(params, grads, square_avg, grad_avg, momentum_buf, lr, alpha, 
             params[i] = p - lr * g / d
 
 
-@jit
+@kernel
 def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay,
                decoupled_weight_decay, c1, c2, eps_in, eps_out):
     """Adam / AdamW: decoupled p *= 1 - lr weight_decay, else g = grad + weight_decay p;
@@ -98,9 +101,12 @@ def adam_step_(params, grads, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_deca
     p -= lr c1 m / (sqrt(c2 v + eps_in) + eps_out)  (conventions: see the reference).
     """
     n = params.shape[0]
-    _check_size(grads, n)
-    _check_size(exp_avg, n)
-    _check_size(exp_avg_sq, n)
+    if grads.shape[0] != n:
+        raise ValueError("adam_step_: grads must have the size of params")
+    if exp_avg.shape[0] != n:
+        raise ValueError("adam_step_: exp_avg must have the size of params")
+    if exp_avg_sq.shape[0] != n:
+        raise ValueError("adam_step_: exp_avg_sq must have the size of params")
     step = lr * c1
     shrink = 1.0 - lr * weight_decay
     for i in range(n):

@@ -22,7 +22,7 @@ from .. import (
 from ..layout import (
     ACT, ACT_PARAM, B_LEN, B_OFF, DENSE, N_COLUMNS, N_IN, N_OUT, OP, OUT_OFF, W_LEN, W_OFF,
 )
-from ._config import jit
+from ._config import jit, kernel
 from .dense import dense_backward, dense_backward_delta, dense_forward
 from .loss import (
     absolute_error_loss_gradient, binary_log_loss_gradient, half_squared_error_loss_gradient,
@@ -69,9 +69,13 @@ def _width(table):
     return table[L - 1, OUT_OFF] + table[L - 1, N_OUT]
 
 
+_INT_MAX = 2**31 - 1  # layer sizes: the BLAS takes int dimensions
+
+
 @jit
 def _check_table(table, params):
-    """The reference's _check_table: every block of the table inside params."""
+    """The reference's _check_table: every block of the table inside params (its type is
+    checked by the dispatcher, ``kernel``)."""
     if table.shape[0] < 1 or table.shape[1] != N_COLUMNS:
         raise ValueError("table must be an int64 layer table of shape (n_layers, N_COLUMNS)")
     n = params.shape[0]
@@ -81,12 +85,14 @@ def _check_table(table, params):
         if table[l, ACT] < IDENTITY or table[l, ACT] > SOFTMAX:
             raise ValueError("table: unknown activation code")
         if (table[l, N_IN] < 1 or table[l, N_OUT] < 1
+                or table[l, N_IN] > _INT_MAX or table[l, N_OUT] > _INT_MAX
                 or table[l, W_LEN] != table[l, N_IN] * table[l, N_OUT]
                 or table[l, B_LEN] != table[l, N_OUT]
                 or (l > 0 and table[l, N_IN] != table[l - 1, N_OUT])):
             raise ValueError("table: inconsistent shapes")
-        if (table[l, W_OFF] < 0 or table[l, W_OFF] + table[l, W_LEN] > n
-                or table[l, B_OFF] < 0 or table[l, B_OFF] + table[l, B_LEN] > n):
+        # off > n - len, not off + len > n: no int64 overflow
+        if (table[l, W_OFF] < 0 or table[l, W_OFF] > n - table[l, W_LEN]
+                or table[l, B_OFF] < 0 or table[l, B_OFF] > n - table[l, B_LEN]):
             raise ValueError("table: parameters lie outside params")
         expected = 0 if l == 0 else table[l - 1, OUT_OFF] + table[l - 1, N_OUT]
         if table[l, OUT_OFF] != expected:
@@ -96,11 +102,12 @@ def _check_table(table, params):
 @jit
 def _check_data(X, Y, sample_weight, table):
     n = X.shape[0]
-    if X.shape[1] != table[0, N_IN] or Y.shape[1] != table[table.shape[0] - 1, N_OUT]:
-        raise ValueError("X and Y must have the first layer's inputs and the last layer's "
-                         "outputs as columns")
-    if Y.shape[0] != n or sample_weight.shape[0] != n:
-        raise ValueError("X, Y and sample_weight must have the same number of rows")
+    if X.shape[1] != table[0, N_IN]:
+        raise ValueError("X must have the first layer's N_IN columns")
+    if Y.shape[0] != n or Y.shape[1] != table[table.shape[0] - 1, N_OUT]:
+        raise ValueError("Y must have shape (X rows, the last layer's N_OUT)")
+    if sample_weight.shape[0] != n:
+        raise ValueError("sample_weight must have shape (X rows,)")
 
 
 @jit
@@ -222,7 +229,7 @@ def _forward_backward(X, Y, sample_weight, sw, params, table, loss, loss_param, 
 # --------------------------------------------------------------------------- kernels
 
 
-@jit
+@kernel
 def forward(X, params, table, work, raw_out):
     """raw_out = the network's output before the output activation, for rows X.
 
@@ -240,7 +247,7 @@ def forward(X, params, table, work, raw_out):
     _forward(X, params, table, work, raw_out)
 
 
-@jit
+@kernel
 def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha, grads_out,
                      work):
     """Loss and gradient of one batch, scikit-learn's convention.
@@ -264,7 +271,7 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
                              grads_out, work)
 
 
-@jit
+@kernel
 def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss_param,
                 alpha, optimizer, config, state, step, grads, work, loss_sum=0.0,
                 penalty_sum=0.0):
