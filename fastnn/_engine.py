@@ -221,12 +221,6 @@ class History:
     interrupted: bool = False
 
 
-# Below this many flops per mini-batch step (forward and backward GEMMs) a second BLAS
-# thread costs more than it gains (measured in bench/: on 2 cores it helped only "big",
-# and slowed small GEMMs 10-100x whenever the other core was busy).
-SMALL_STEP_FLOPS = 2e7
-
-
 # OpenBLAS runs a GEMM of m * n * k at or below this on one thread anyway (interface/
 # gemm.c: 65536 * GEMM_MULTITHREAD_THRESHOLD, 4 by default): a pass whose GEMMs are all
 # this small needs no limit and skips its cost (~20 us, more than a 1-row predict).
@@ -243,21 +237,23 @@ def step_flops(table, rows, backward=True):
     return 2.0 * rows * (3 * sum(weights) - weights[0])
 
 
-def blas_threads(table, rows, backward=True):
-    """One BLAS thread for small passes (see SMALL_STEP_FLOPS): the mini-batch step of a
-    fit, or a whole forward pass (``backward=False``: predict); else BLAS's own setting
-    (or the caller's threadpoolctl limit).
+def blas_threads(table, rows):
+    """BLAS pinned to one thread around a kernel call over ``rows`` rows of ``table``.
+
+    The kernels' results must not depend on the number of threads, and a GEMM split by
+    OpenBLAS's threads is not the same bits as on one; the Cython kernels spread each
+    layer's column blocks over OpenMP threads instead (kernels/cython/_dense.pxd), the
+    same bits on any number. Calls whose GEMMs OpenBLAS runs on one thread anyway skip
+    the limit's cost.
 
     Only the main thread pins: the limit is process-wide and threadpoolctl lets one
     thread own it, so fits in worker threads leave BLAS as the caller set it (limit it
     around the threads, e.g. ``threadpool_limits(1, user_api="blas")``).
     """
-    if rows * max(table[:, layout.W_LEN].tolist()) <= SERIAL_GEMM_MNK:
+    if (rows * max(table[:, layout.W_LEN].tolist()) <= SERIAL_GEMM_MNK
+            or threading.current_thread() is not threading.main_thread()):
         return contextlib.nullcontext()  # OpenBLAS runs every GEMM of it on one thread
-    if (step_flops(table, rows, backward) < SMALL_STEP_FLOPS
-            and threading.current_thread() is threading.main_thread()):
-        return _blas_controller().limit(limits=1, user_api="blas")
-    return contextlib.nullcontext()
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 @functools.cache

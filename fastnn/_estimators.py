@@ -496,7 +496,7 @@ class _BaseMLP(BaseEstimator):
         kernels = _backends.get_kernels(getattr(self, "backend_", None) or self.backend)
         raw = np.empty((X.shape[0], self.n_outputs_), dtype=params.dtype)
         work = np.empty(layout.forward_workspace_size(table, X.shape[0]), dtype=params.dtype)
-        with _engine.blas_threads(table, X.shape[0], backward=False):
+        with _engine.blas_threads(table, X.shape[0]):
             kernels.forward(X, params, table, work, raw)
         return raw, kernels
 
