@@ -16,7 +16,7 @@ from .workloads import DEFAULT_WORKLOADS, limit_threads, select_workloads
 def pytest_addoption(parser):
     group = parser.getgroup("fastnn-bench", "fastnn benchmark suite")
     group.addoption("--workloads", default=os.environ.get("FASTNN_BENCH_WORKLOADS", DEFAULT_WORKLOADS),
-                    help="comma-separated workloads (tiny,digits,mid,big) or 'all'; default "
+                    help="comma-separated workloads (tiny,digits,mid,big,deep_tanh,wide) or 'all'; default "
                          "$FASTNN_BENCH_WORKLOADS or tiny,digits")
     group.addoption("--blas-threads", type=int, default=1,
                     help="BLAS threads during the benchmarks (threadpoolctl); default 1")

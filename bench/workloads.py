@@ -1,25 +1,33 @@
 """Workloads and training drivers shared by every benchmark (no setup is written twice).
 
 Every workload is a classification problem trained the same way by every implementation:
-relu hidden layers, softmax cross-entropy, Adam with scikit-learn's defaults
-(lr 1e-3, betas 0.9/0.999, eps 1e-8), L2 penalty alpha = 1e-4, shuffled mini-batches.
+hidden layers of the workload's activation (relu, or tanh for deep_tanh), softmax
+cross-entropy, Adam with scikit-learn's defaults (lr 1e-3, betas 0.9/0.999, eps 1e-8),
+L2 penalty alpha = 1e-4, shuffled mini-batches.
 
-=========  ============  =======  ===========  =====  ================================
-name       rows x cols   classes  hidden       batch  data
-=========  ============  =======  ===========  =====  ================================
-tiny       5000 x 20     3        (32,)        32     synthetic, seed 0
-digits     1797 x 64     10       (100,)       200    sklearn.datasets.load_digits / 16
-mid        20000 x 50    5        (64, 64)     128    synthetic, seed 0
-big        50000 x 100   10       (256, 128)   256    synthetic, seed 0
-=========  ============  =======  ===========  =====  ================================
+=========  ============  =======  ===========  ==========  =====  ==============================
+name       rows x cols   classes  hidden       activation  batch  data
+=========  ============  =======  ===========  ==========  =====  ==============================
+tiny       5000 x 20     3        (32,)        relu        32     synthetic, seed 0
+digits     1797 x 64     10       (100,)       relu        200    sklearn.datasets.load_digits / 16
+mid        20000 x 50    5        (64, 64)     relu        128    synthetic, seed 0
+big        50000 x 100   10       (256, 128)   relu        256    synthetic, seed 0
+deep_tanh  4000 x 32     10       (64,) * 8    tanh        128    synthetic, seed 0
+wide       10000 x 784   10       (128,)       relu        128    synthetic, seed 0
+=========  ============  =======  ===========  ==========  =====  ==============================
+
+deep_tanh is a deep narrow network where the elementwise tanh weighs as much as the small
+GEMMs (XLA vectorises it); wide has hundreds of input features, so the first layer's GEMMs
+dominate.
 
 Synthetic data: X standard normal, labels the argmax of a random linear teacher plus
 noise (all from ``numpy.random.default_rng(0)``), so every run sees the same numbers.
 
 Drivers: :class:`FastnnTrainer` (one backend's ``train_epoch`` on preallocated buffers),
 :func:`sklearn_fit` (``MLPClassifier`` with the same hyperparameters, fixed epochs) and
-:class:`TorchTrainer` (eager PyTorch, imported only when used). :func:`limit_threads`
-pins BLAS (and torch) threads. Importing this module imports numpy and fastnn only.
+:class:`TorchTrainer` (eager PyTorch, imported only when used); JAX's is in
+``fastnn.bench.jax_peer``. :func:`limit_threads` pins BLAS (and torch) threads.
+Importing this module imports numpy and fastnn only.
 """
 
 import contextlib
@@ -33,7 +41,7 @@ import numpy as np
 
 import fastnn.kernels as fk
 from fastnn._backends import get_kernels
-from fastnn._engine import OptimizerState, Problem, train_steps
+from fastnn._engine import OptimizerState, Problem, blas_threads, train_steps
 from fastnn.kernels import layout
 
 SEED = 0
@@ -54,6 +62,7 @@ class Workload:
     n_classes: int
     hidden: tuple
     batch_size: int
+    activation: str = "relu"  # of every hidden layer: "relu" or "tanh"
 
     @property
     def layer_sizes(self):
@@ -86,6 +95,8 @@ WORKLOADS = {
         Workload("digits", 1797, 64, 10, (100,), 200),
         Workload("mid", 20000, 50, 5, (64, 64), 128),
         Workload("big", 50000, 100, 10, (256, 128), 256),
+        Workload("deep_tanh", 4000, 32, 10, (64,) * 8, 128, "tanh"),
+        Workload("wide", 10000, 784, 10, (128,), 128),
     )
 }
 DEFAULT_WORKLOADS = "tiny,digits"
@@ -160,9 +171,9 @@ class FastnnTrainer:
         self.kernels = get_kernels(backend)
         self.workload, self.data, self.seed = workload, data, seed
         self.dtype = data.X.dtype
-        # relu on every hidden layer
+        # the workload's activation on every hidden layer
         self.table = layout.dense_table(workload.layer_sizes,
-                                        [fk.RELU] * (len(workload.layer_sizes) - 2))
+                                        [fk.ACTIVATIONS[workload.activation]] * len(workload.hidden))
         self.config = np.zeros(fk.N_CONFIG)
         self.config[[fk.LR, fk.BETA1, fk.BETA2, fk.EPSILON]] = LEARNING_RATE, BETA1, BETA2, EPSILON
         log_eps = float(np.finfo(self.dtype).eps)  # scikit-learn's clip of the log-loss
@@ -174,7 +185,8 @@ class FastnnTrainer:
 
     def reset(self):
         self.random_state = np.random.RandomState(self.seed)
-        self.params = layout.init_params(self.table, "relu", self.random_state, self.dtype)
+        self.params = layout.init_params(self.table, self.workload.activation, self.random_state,
+                                         self.dtype)
         self.optimizer = OptimizerState.new(self.params.size, self.dtype, LEARNING_RATE)
         self.grads = np.zeros_like(self.params)
 
@@ -186,9 +198,10 @@ class FastnnTrainer:
         if perm is None:
             perm = self.permutation()
         d = self.data
-        loss_sum, penalty_sum, nonfinite = train_steps(
-            self.problem, self.params, self.optimizer, fk.ADAM, self.config, d.X, d.Y,
-            d.sample_weight, perm, self.workload.batch_size, self.grads, self.work)
+        with blas_threads(self.table, self.workload.batch_size):  # as a fit runs it
+            loss_sum, penalty_sum, nonfinite = train_steps(
+                self.problem, self.params, self.optimizer, fk.ADAM, self.config, d.X, d.Y,
+                d.sample_weight, perm, self.workload.batch_size, self.grads, self.work)
         if nonfinite:
             raise FloatingPointError(f"non-finite loss on {self.workload.name}: the timing would be meaningless")
         return (loss_sum + penalty_sum) / self.workload.n_samples
@@ -206,7 +219,7 @@ def sklearn_classifier(workload, epochs, seed=SEED):
     from sklearn.neural_network import MLPClassifier
 
     return MLPClassifier(
-        hidden_layer_sizes=workload.hidden, activation="relu", solver="adam", alpha=ALPHA,
+        hidden_layer_sizes=workload.hidden, activation=workload.activation, solver="adam", alpha=ALPHA,
         batch_size=workload.batch_size, learning_rate_init=LEARNING_RATE, beta_1=BETA1,
         beta_2=BETA2, epsilon=EPSILON, max_iter=epochs, shuffle=True, tol=0.0,
         n_iter_no_change=10**9, early_stopping=False, random_state=seed)
@@ -231,7 +244,9 @@ def torch_available():
 
 
 class TorchTrainer:
-    """Eager PyTorch on the CPU: nn.Sequential of Linear/ReLU, CrossEntropyLoss, Adam.
+    """Eager PyTorch on the CPU: nn.Sequential of Linear and the workload's activation
+    (nn.ReLU or nn.Tanh), CrossEntropyLoss, Adam (PyTorch's form, eps outside the root of
+    the bias-corrected v).
 
     The loop indexes shuffled batches directly (no DataLoader). Adam's weight_decay is
     alpha / batch_size, the size of scikit-learn's per-batch L2 gradient (torch also
@@ -250,9 +265,10 @@ class TorchTrainer:
         torch, w = self.torch, self.workload
         torch.manual_seed(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
+        activation = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[w.activation]
         layers = []
         for fan_in, fan_out in zip(w.layer_sizes[:-1], w.layer_sizes[1:]):
-            layers += [torch.nn.Linear(fan_in, fan_out, dtype=self.dtype), torch.nn.ReLU()]
+            layers += [torch.nn.Linear(fan_in, fan_out, dtype=self.dtype), activation()]
         model = torch.nn.Sequential(*layers[:-1])
         optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, betas=(BETA1, BETA2),
                                      eps=EPSILON, weight_decay=ALPHA / w.batch_size)

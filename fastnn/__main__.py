@@ -117,8 +117,8 @@ def build_parser():
     bench.add_argument("--full", action="store_true",
                        help="every row with more epochs and repeats (the published figures)")
     selection = bench.add_argument_group("what to time (default: every row the preset has)")
-    selection.add_argument("--workloads", help="comma-separated: tiny,digits,mid,big or all")
-    selection.add_argument("--impls", help="comma-separated: numba,cython,numpy,sklearn,torch")
+    selection.add_argument("--workloads", help="comma-separated: tiny,digits,mid,big,deep_tanh,wide or all")
+    selection.add_argument("--impls", help="comma-separated: numba,cython,numpy,sklearn,jax,torch")
     selection.add_argument("--dtypes", help="float32,float64 (default both)")
     selection.add_argument("--threads", choices=("best", "1", "all"),
                            help="BLAS threads: 1, all cores, or the faster of both (default)")
