@@ -47,6 +47,8 @@ def _openmp_threads():
     return fastnn_max_threads() if fastnn_openmp() else 0
 
 
+# The parallel loops hand out blocks dynamically: a thread that has lost its core to
+# another process then delays a loop by one block, not by its whole share.
 # A GEMM (or an optimizer pass) below this many flops (~0.4 ms on one core) runs its
 # blocks on the calling thread: a parallel region waits for every thread, and on a busy
 # machine a thread without a core stalls it for a scheduler slice (measured here with the
@@ -273,7 +275,7 @@ cdef inline void _forward_layers(
         else:
             blocks = column_blocks(n_out)
             if _parallel(net, blocks, 2.0 * n * n_in * n_out):
-                for p in prange(blocks, num_threads=net.n_threads, schedule="static"):
+                for p in prange(blocks, num_threads=net.n_threads, schedule="dynamic"):
                     dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
                                        out[l], block_start(n_out, blocks, p),
                                        block_start(n_out, blocks, p + 1))
@@ -481,7 +483,7 @@ cdef int _train_epoch_rows(
         # elementwise: chunks on the threads give the same bits as one pass
         chunks = (net.n_params + PARAM_CHUNK - 1) // PARAM_CHUNK
         if _parallel(net, chunks, 100.0 * net.n_params):  # ~100 flops' time per update
-            for k in prange(chunks, num_threads=net.n_threads, schedule="static"):
+            for k in prange(chunks, num_threads=net.n_threads, schedule="dynamic"):
                 _update(optimizer, params, grads, state0, state1, k * PARAM_CHUNK,
                         min(net.n_params, (k + 1) * PARAM_CHUNK), lr, momentum, beta1,
                         beta2, eps, c)
