@@ -1,8 +1,6 @@
 # Shared declarations of the Cython kernels: the float type, the activation codes and the
-# scalar math every module needs. Declarations and inline functions only: cimporting this
-# file creates no runtime import.
-
-from libc.math cimport exp, fabs
+# scalar math every module needs (tanh and the logistic are in _vmath.pxd). Declarations
+# and inline functions only: cimporting this file creates no runtime import.
 
 
 # float32 or float64; every array of one call shares the type, arithmetic runs in double.
@@ -21,14 +19,6 @@ cdef enum:
     LEAKY_RELU = 4
     SOFTMAX = 5
     N_ACTIVATIONS = 6
-
-
-cdef inline double expit(double z) noexcept nogil:
-    """Logistic 1 / (1 + exp(-z)) through exp(-|z|): no overflow for any z."""
-    cdef double e = exp(-fabs(z))
-    if z >= 0:
-        return 1.0 / (1.0 + e)
-    return e / (1.0 + e)
 
 
 cdef inline double clip(double x, double lo, double hi) noexcept nogil:

@@ -8,9 +8,10 @@
 #     gradient_out[i, k] = sample_weight[i] * d loss / d raw[i, k]
 # and returns sum_i sample_weight[i] * loss_out[i], accumulated in double.
 
-from libc.math cimport INFINITY, exp, fabs, log, log1p
+from libc.math cimport INFINITY, fabs, log, log1p
 
 from _common cimport clip, floating
+from _vmath cimport vexp
 
 
 ctypedef struct LossGrad:
@@ -60,14 +61,14 @@ cdef inline LossGrad huber(double y, double raw, const LossParams* prm) noexcept
 
 
 cdef inline LossGrad poisson(double y, double raw, const LossParams* prm) noexcept nogil:
-    cdef double mu = exp(raw)
+    cdef double mu = vexp(raw)
     return LossGrad(loss=mu - y * raw, gradient=mu - y)
 
 
 cdef inline LossGrad binary_log(double y, double raw, const LossParams* prm) noexcept nogil:
     # -log(p) = softplus(-raw) and -log(1 - p) = softplus(raw), each clipped, with
     # softplus(t) = max(t, 0) + log1p(exp(-|t|)); both, and p, share e = exp(-|raw|).
-    cdef double e = exp(-fabs(raw)), log1p_e = log1p(e)
+    cdef double e = vexp(-fabs(raw)), log1p_e = log1p(e)
     cdef double neg_log_p = (0.0 if raw > 0 else -raw) + log1p_e
     cdef double neg_log_1mp = (0.0 if raw < 0 else raw) + log1p_e
     cdef double p = 1.0 / (1.0 + e) if raw >= 0 else e / (1.0 + e)  # expit(raw)
@@ -147,7 +148,8 @@ cdef inline double softmax_cross_entropy_rows(
             s = 0.0
             y_sum = 0.0
             for j in range(k):
-                e[j] = exp(z[j] - m)
+                e[j] = vexp(z[j] - m)  # vectorizes: no sum in this loop
+            for j in range(k):
                 s += e[j]
                 y_sum += y[j]
             log_sum = m + log(s)

@@ -9,16 +9,12 @@ dtype; the GEMMs are ``np.dot(x, y, out)``, which Numba sends to BLAS (scipy's
 import numpy as np
 
 from .. import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, SOFTMAX, TANH
+from . import _vmath
 from ._config import jit, kernel
 
 # --------------------------------------------------------------------------- scalars
-
-
-@jit
-def _logistic(z):
-    """1 / (1 + exp(-z)) through e = exp(-|z|): no overflow for any z."""
-    e = np.exp(-abs(z))
-    return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+# logistic and tanh: _vmath.expit and _vmath.tanh (branch-free, so their loops vectorize;
+# computed in float64 for float32 arrays too)
 
 
 @jit
@@ -44,10 +40,10 @@ def _softmax_rows(x, out):
                 m = float(x[i, j])
         s = 0.0
         for j in range(k):
-            s += np.exp(float(x[i, j]) - m)
+            s += _vmath.exp(float(x[i, j]) - m)
         # exp again rather than storing it rounded to the dtype of out (or allocating)
         for j in range(k):
-            out[i, j] = np.exp(float(x[i, j]) - m) / s
+            out[i, j] = _vmath.exp(float(x[i, j]) - m) / s
 
 
 @jit
@@ -60,6 +56,19 @@ def _softmax_grad_rows(a, delta):
             dot += float(a[i, j]) * float(delta[i, j])
         for j in range(k):
             delta[i, j] = float(a[i, j]) * (float(delta[i, j]) - dot)
+
+
+@jit
+def _vmath_inplace_(xf, act):
+    """xf = logistic(xf) or tanh(xf) in place. With one array the loop vectorizes; with
+    two, LLVM checks at run time that they do not overlap and runs a scalar loop (5x
+    slower) when they are the same, as dense_forward calls it: so always in place."""
+    if act == LOGISTIC:
+        for i in range(xf.size):
+            xf[i] = _vmath.expit(xf[i])
+    else:
+        for i in range(xf.size):
+            xf[i] = _vmath.tanh(xf[i])
 
 
 # --------------------------------------------------------------------------- checks
@@ -104,12 +113,10 @@ def activation(x, act, negative_slope, out):
     if act == IDENTITY:
         for i in range(xf.size):
             of[i] = xf[i]
-    elif act == LOGISTIC:
-        for i in range(xf.size):
-            of[i] = _logistic(float(xf[i]))
-    elif act == TANH:
-        for i in range(xf.size):
-            of[i] = np.tanh(float(xf[i]))
+    elif act == LOGISTIC or act == TANH:
+        if x.ctypes.data != out.ctypes.data:
+            of[:] = xf
+        _vmath_inplace_(of, act)
     elif act == RELU:
         for i in range(xf.size):
             of[i] = _relu(float(xf[i]))

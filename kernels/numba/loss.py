@@ -12,6 +12,7 @@ The per-element math lives in small ``_<loss>(y, raw, params)`` functions return
 
 import numpy as np
 
+from . import _vmath
 from ._config import jit, kernel
 
 # --------------------------------------------------------------------------- helpers
@@ -94,7 +95,7 @@ def _huber(y, raw, params):
 
 @jit
 def _poisson(y, raw, params):
-    mu = np.exp(raw)
+    mu = _vmath.exp(raw)
     return mu - y * raw, mu - y
 
 
@@ -102,7 +103,7 @@ def _poisson(y, raw, params):
 def _binary_log(y, raw, params):
     lo, hi = params
     # softplus(+-raw) = max(+-raw, 0) + log1p(e), e = exp(-|raw|), shared with sigmoid(raw)
-    e = np.exp(-abs(raw))
+    e = _vmath.exp(-abs(raw))
     log1p_e = np.log1p(e)
     neg_log_p = max(-raw, 0.0) + log1p_e  # softplus(-raw)
     neg_log_1mp = max(raw, 0.0) + log1p_e  # softplus(raw)
@@ -121,7 +122,7 @@ def _binary_log_proba(y, proba, params):
 @jit
 def _softmax_cross_entropy(y, raw, m, s, lse, y_sum, lo, hi):
     """One element of a row with max m, s = sum exp(raw - m), lse = m + log(s)."""
-    return y * _clip(lse - raw, lo, hi), np.exp(raw - m) / s * y_sum - y
+    return y * _clip(lse - raw, lo, hi), _vmath.exp(raw - m) / s * y_sum - y
 
 
 # --------------------------------------------------------------------------- kernels
@@ -195,7 +196,7 @@ def softmax_cross_entropy_loss_gradient(y_true, raw, sample_weight, eps, loss_ou
         s = 0.0
         y_sum = 0.0
         for j in range(k):
-            s += np.exp(float(raw[i, j]) - m)
+            s += _vmath.exp(float(raw[i, j]) - m)
             y_sum += float(y_true[i, j])
         lse = m + np.log(s)
         w = float(sample_weight[i])
