@@ -7,6 +7,7 @@ compiled kernels. No arithmetic happens here.
 
 import contextlib
 import functools
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -37,9 +38,16 @@ _STOCHASTIC = tuple(name for name in _k.OPTIMIZERS if name != "sgd_nesterov")
 _OPTION_NAMES = _engine.OPTION_NAMES  # the hyperparameters the engine takes, by name
 _ACTIVATIONS = tuple(name for name in _k.ACTIVATIONS if name != "softmax")  # of hidden units
 _REGRESSION_LOSSES = tuple(name for name, code in _k.LOSSES.items() if code in (
-    _k.SQUARED_ERROR, _k.ABSOLUTE_ERROR, _k.HUBER, _k.POISSON))
+    _k.SQUARED_ERROR, _k.ABSOLUTE_ERROR, _k.HUBER, _k.QUANTILE, _k.POISSON))
 _FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
 _SEED_STATES = {}  # int seed -> RandomState(seed).get_state(), see _seeded_random_state
+
+
+@functools.cache
+def _defaults(cls):
+    """The default of each parameter of ``cls.__init__``."""
+    return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
+            if p.default is not inspect.Parameter.empty}
 
 
 @functools.cache
@@ -517,6 +525,8 @@ class _BaseMLP(BaseEstimator):
         return tags
 
     def __setstate__(self, state):
+        for name, default in _defaults(type(self)).items():  # pickled before they existed
+            state.setdefault(name, default)
         schedule = state.pop("_schedule", None)  # fastnn 0.1's optimizer state
         if schedule is not None:
             state["_optimizer"] = _engine.OptimizerState(
@@ -961,24 +971,34 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: scikit-learn's MLPRegressor, compiled.
 
     Same parameters, defaults, attributes and behaviour as
-    ``sklearn.neural_network.MLPRegressor``, plus the losses ``"absolute_error"`` and
-    ``"huber"`` (with ``delta``), ``activation="leaky_relu"`` with ``negative_slope``,
-    ``solver="rmsprop"``, ``backend`` and ``validation_loss_curve_``.
+    ``sklearn.neural_network.MLPRegressor``, plus the losses ``"absolute_error"``,
+    ``"huber"`` (with ``delta``) and ``"quantile"`` (with ``quantile``),
+    ``activation="leaky_relu"`` with ``negative_slope``, ``solver="rmsprop"``,
+    ``backend`` and ``validation_loss_curve_``.
 
     Losses on r = prediction - y: squared_error r**2 / 2; absolute_error |r|;
-    huber r**2 / 2 for |r| <= delta, delta (|r| - delta / 2) beyond; poisson (log link)
-    exp(raw) - y raw, reported as scikit-learn's half Poisson deviance. ``loss_`` averages
-    squared_error, absolute_error and huber over the outputs (scikit-learn's convention
-    for squared_error).
+    huber r**2 / 2 for |r| <= delta, delta (|r| - delta / 2) beyond; quantile (pinball)
+    q max(-r, 0) + (1 - q) max(r, 0) with q = quantile, whose minimiser is the
+    q-quantile of y given X (subgradient 0 at r = 0, as absolute_error's); poisson (log
+    link) exp(raw) - y raw, reported as scikit-learn's half Poisson deviance. ``loss_``
+    averages squared_error, absolute_error, huber and quantile over the outputs
+    (scikit-learn's convention for squared_error: for quantile, ``loss_`` without the
+    penalty is ``mean_pinball_loss(y, predict(X), alpha=quantile)``). ``score`` is R**2
+    whatever the loss (as every scikit-learn regressor), and so is what early stopping
+    watches.
 
     Parameters
     ----------
-    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
+    loss : {"squared_error", "absolute_error", "huber", "quantile", "poisson"}, \
+            default="squared_error"
         The loss minimised (formulas above).
 {parameters}
     delta : float, default=1.0
         Huber's threshold between the quadratic and the linear part (loss="huber"), in
         the target's units; a normal parameter, so a search can tune it.
+    quantile : float, default=0.5
+        The quantile q in (0, 1) that loss="quantile" predicts, for every output
+        (HistGradientBoostingRegressor's name); 0.5 is the median.
 {backend}
 
     Attributes
@@ -1003,6 +1023,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         **_BaseMLP._parameter_constraints,
         "loss": [StrOptions(set(_REGRESSION_LOSSES))],
         "delta": [Interval(Real, 0, None, closed="neither")],
+        "quantile": [Interval(Real, 0, 1, closed="neither")],
     }
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
@@ -1011,7 +1032,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 delta=1.0, negative_slope=0.01, backend="auto"):
+                 delta=1.0, quantile=0.5, negative_slope=0.01, backend="auto"):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -1024,6 +1045,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             negative_slope=negative_slope, backend=backend)
         self.loss = loss
         self.delta = delta
+        self.quantile = quantile
 
     def _validate_input(self, X, y, incremental, reset):
         fast = self._validate_fast(X, y, "iuf", reset, multi_output=True)
@@ -1053,7 +1075,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return _k.LOSSES[self.loss]
 
     def _loss_param(self):
-        return float(self.delta)
+        return float(self.quantile if self.loss == "quantile" else self.delta)
 
     def _report_divisor(self):
         return 1.0 if self.loss == "poisson" else float(self.n_outputs_)

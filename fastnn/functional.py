@@ -33,6 +33,7 @@ __all__ = [
     "mse_loss",
     "l1_loss",
     "huber_loss",
+    "quantile_loss",
     "poisson_nll_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -313,6 +314,49 @@ def huber_loss(input, target, *, reduction="mean", delta=1.0, sample_weight=None
     if not delta > 0 or not np.isfinite(delta):
         raise ValueError(f"delta must be a positive finite number, got {delta}")
     return _loss("huber_loss_gradient", input, target, (delta,), reduction,
+                 sample_weight, backend, return_grad)
+
+
+@_shared_doc(errors=", quantile outside (0, 1)")
+def quantile_loss(input, target, *, quantile=0.5, reduction="mean", sample_weight=None,
+                  backend=None, return_grad=False):
+    """Quantile (pinball) loss: l = q max(target - input, 0) + (1 - q) max(input - target, 0).
+
+    The gradient is 1 - q where input > target, -q where input < target and 0 at a tie
+    (as l1_loss's): minimising the mean makes input the q-quantile of target. PyTorch has
+    no such loss; "mean" is scikit-learn's ``mean_pinball_loss(alpha=q)`` (over all
+    elements: for several outputs, the uniform average of theirs), and q = 0.5 gives half
+    of l1_loss.
+
+    Parameters
+    ----------
+    input : ndarray of float32 or float64
+        Predictions, any shape; the first axis is the sample axis.
+    target : array-like
+        Targets of the same shape (converted to the input's dtype).
+    quantile : float, default=0.5
+        The quantile q predicted, in (0, 1).
+    {reduction}
+    {sample_weight}
+    {backend}
+    {return_grad}
+
+    {loss_returns}
+
+    {loss_raises}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import functional as F
+    >>> F.quantile_loss(np.array([0.0, 0.0]), np.array([1.0, -1.0]), quantile=0.9,
+    ...                 reduction="none")
+    array([0.9, 0.1])
+    """
+    quantile = float(quantile)
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    return _loss("quantile_loss_gradient", input, target, (quantile,), reduction,
                  sample_weight, backend, return_grad)
 
 

@@ -24,6 +24,7 @@ ACTIVATIONS = {
 
 # Losses of the training kernels (output activation fused): code -> loss kernel.
 SQUARED_ERROR, ABSOLUTE_ERROR, HUBER, POISSON, BINARY_LOG_LOSS, SOFTMAX_CROSS_ENTROPY = range(6)
+QUANTILE = 6
 
 LOSSES = {
     "squared_error": SQUARED_ERROR,  # identity output, half squared error
@@ -32,6 +33,7 @@ LOSSES = {
     "poisson": POISSON,  # exp output
     "binary_log_loss": BINARY_LOG_LOSS,  # logistic output(s), loss_param = eps
     "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,  # softmax output, loss_param = eps
+    "quantile": QUANTILE,  # identity output, loss_param = the quantile
 }
 
 # Loss code -> (its loss kernel, whether the kernel takes loss_param): one table for the
@@ -43,6 +45,7 @@ LOSS_KERNELS = {
     POISSON: ("poisson_loss_gradient", False),
     BINARY_LOG_LOSS: ("binary_log_loss_gradient", True),
     SOFTMAX_CROSS_ENTROPY: ("softmax_cross_entropy_loss_gradient", True),
+    QUANTILE: ("quantile_loss_gradient", True),
 }
 
 # Optimizers of train_epoch, with scikit-learn's conventions.
@@ -74,6 +77,7 @@ KERNELS = {
         "binary_log_loss_gradient",
         "binary_log_loss_proba_gradient",
         "softmax_cross_entropy_loss_gradient",
+        "quantile_loss_gradient",
     ),
     "optim": (
         "sgd_step_",

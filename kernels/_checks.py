@@ -47,6 +47,7 @@ _SIGNATURES = {
     "binary_log_loss_gradient": _LOSS.format("eps:real "),
     "binary_log_loss_proba_gradient": _LOSS.format("eps:real ").replace("raw:", "proba:"),
     "softmax_cross_entropy_loss_gradient": _LOSS.format("eps:real "),
+    "quantile_loss_gradient": _LOSS.format("quantile:real "),
     "sgd_step_": "params:out:1 grads:in:1 momentum_buf:out:1 lr:real momentum:real "
                  "dampening:real nesterov:flag weight_decay:real first_step:flag",
     "sgd_velocity_step_": "params:out:1 grads:in:1 velocity:out:1 lr:real momentum:real "

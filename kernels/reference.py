@@ -216,6 +216,23 @@ def huber_loss_gradient(y_true, raw, sample_weight, delta, loss_out, gradient_ou
 
 
 @checked
+def quantile_loss_gradient(y_true, raw, sample_weight, quantile, loss_out, gradient_out):
+    """Quantile (pinball) loss, r = raw - y, q = quantile in (0, 1):
+
+    loss = q max(-r, 0) + (1 - q) max(r, 0), gradient = 1 - q for r > 0, -q for r < 0,
+    and the subgradient 0 at r == 0 (as absolute_error's, so quantile 0.5 is exactly half
+    the absolute error). Minimising its mean makes raw the q-quantile of y
+    (scikit-learn's mean_pinball_loss with alpha = q).
+    """
+    _check_loss_shapes(y_true, raw, sample_weight, loss_out, gradient_out)
+    r = np.asarray(raw, np.float64) - np.asarray(y_true, np.float64)
+    q = float(quantile)
+    loss = q * np.maximum(-r, 0.0) + (1.0 - q) * np.maximum(r, 0.0)
+    grad = np.where(r > 0, 1.0 - q, np.where(r < 0, -q, r * 0.0))  # NaN kept
+    return _finish(loss, grad, sample_weight, loss_out, gradient_out)
+
+
+@checked
 def poisson_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
     """Poisson negative log-likelihood with exp link (raw = log of the mean), no constant.
 

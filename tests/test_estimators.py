@@ -236,7 +236,7 @@ def test_class_weight_equals_sample_weight(backend):
 @pytest.mark.parametrize("activation", ["leaky_relu", ["tanh", "leaky_relu"]])
 def test_new_solvers_losses_and_activations_learn(solver, activation, backend):
     X, y = regression_data(400)
-    for loss in ("absolute_error", "huber"):
+    for loss in ("absolute_error", "huber", "quantile"):  # quantile 0.5: the median
         reg = MLPRegressor(loss=loss, hidden_layer_sizes=(16, 8), activation=activation,
                            solver=solver, learning_rate_init=0.01, max_iter=200, delta=0.5,
                            random_state=0, backend=backend)
@@ -266,6 +266,67 @@ def test_absolute_and_huber_loss_values_are_reported_by_hand():
         reg = quiet(MLPRegressor(loss=loss, delta=0.3, hidden_layer_sizes=(4,), alpha=0.0,
                                  solver="lbfgs", max_iter=5, random_state=0).fit, X, y)
         assert reg.loss_ == pytest.approx(np.mean(f(reg.predict(X) - y)), rel=1e-10)
+
+
+def heteroscedastic(n, seed):
+    """y = x + noise whose spread grows with |x|: the conditional quantiles fan out."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 1))
+    return X, X.ravel() + rng.normal(size=n) * (0.2 + 0.5 * np.abs(X.ravel()))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_quantile_loss_predicts_quantiles(backend):
+    """Fitted quantiles 0.1 / 0.5 / 0.9 lie above about 10 / 50 / 90% of held-out
+    targets (binomial sd with 4000 points: 0.5-0.8%; the model's error adds to it)."""
+    X, y = heteroscedastic(3000, seed=0)
+    X_test, y_test = heteroscedastic(4000, seed=1)
+    covered = {}
+    for q in (0.1, 0.5, 0.9):
+        reg = quiet(MLPRegressor(loss="quantile", quantile=q, hidden_layer_sizes=(32,),
+                                 learning_rate_init=0.003, n_iter_no_change=30,
+                                 max_iter=300, random_state=0, backend=backend).fit, X, y)
+        covered[q] = float(np.mean(y_test <= reg.predict(X_test)))
+    for q, share in covered.items():
+        assert abs(share - q) < 0.03, covered
+    # the intervals fan out with |x|, as the noise does
+    lo, hi = (quiet(MLPRegressor(loss="quantile", quantile=q, hidden_layer_sizes=(32,),
+                                 learning_rate_init=0.003, n_iter_no_change=30,
+                                 max_iter=300, random_state=0, backend=backend).fit, X, y) for q in (0.1, 0.9))
+    width = hi.predict([[0.0], [1.8]]) - lo.predict([[0.0], [1.8]])
+    assert width[1] > 2 * width[0] > 0, width
+
+
+def test_quantile_loss_value_is_mean_pinball_loss():
+    """loss_ (alpha=0, L-BFGS: the loss at the fitted weights) is scikit-learn's
+    mean_pinball_loss, averaged over the outputs."""
+    from sklearn.metrics import mean_pinball_loss
+
+    X, y = regression_data(80, n_out=2)
+    reg = quiet(MLPRegressor(loss="quantile", quantile=0.7, hidden_layer_sizes=(4,),
+                             alpha=0.0, solver="lbfgs", max_iter=5, random_state=0).fit, X, y)
+    assert reg.loss_ == pytest.approx(mean_pinball_loss(y, reg.predict(X), alpha=0.7),
+                                      rel=1e-10)
+
+
+@pytest.mark.parametrize("quantile", [0.0, 1.0, -0.5, 2.0])
+def test_quantile_outside_the_unit_interval_is_refused(quantile):
+    X, y = regression_data(20)
+    with pytest.raises(InvalidParameterError, match="'quantile'"):
+        MLPRegressor(loss="quantile", quantile=quantile).fit(X, y)
+
+
+def test_a_pickle_from_before_a_parameter_gets_its_default():
+    """An estimator pickled before ``quantile`` existed loads with quantile=0.5 and
+    predicts as before."""
+    X, y = regression_data(40)
+    reg = quiet(MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit, X, y)
+    state = reg.__getstate__()
+    del state["quantile"]
+    old = MLPRegressor.__new__(MLPRegressor)
+    old.__setstate__(state)
+    assert old.get_params()["quantile"] == 0.5
+    np.testing.assert_array_equal(old.predict(X), reg.predict(X))
 
 
 def test_pickle_and_clone_round_trips_give_identical_predictions(digits):
@@ -387,7 +448,7 @@ def test_the_documented_choices_are_the_vocabularies(Estimator):
         "activation": set(fk.ACTIVATIONS) - {"softmax"},
         "solver": {"lbfgs"} | set(fk.OPTIMIZERS) - {"sgd_nesterov"},
         "backend": {"auto", *_backends.BACKENDS},
-        "loss": {"squared_error", "absolute_error", "huber", "poisson"},
+        "loss": {"squared_error", "absolute_error", "huber", "quantile", "poisson"},
     }
     for name, vocabulary in vocabularies.items():
         found = re.search(rf"^    {name} : \{{(.*?)\}}", Estimator.__doc__, re.M)

@@ -24,6 +24,7 @@ FORMULAS = {
     "mse_loss": lambda x, y: (x - y) ** 2,
     "l1_loss": lambda x, y: np.abs(x - y),
     "huber_loss": lambda x, y: np.where(np.abs(x - y) <= 1, 0.5 * (x - y) ** 2, np.abs(x - y) - 0.5),
+    "quantile_loss": lambda x, y: np.maximum(0.5 * (y - x), -0.5 * (y - x)),  # q = 0.5
     "poisson_nll_loss": lambda x, y: np.exp(x) - np.abs(y) * x,
     # the two log-losses on logits x (binary_cross_entropy gets expit(x)), 0/1 targets y
     "binary_cross_entropy_with_logits": lambda x, y: -y * np.log(expit(x)) - (1 - y) * np.log(expit(-x)),
@@ -57,6 +58,17 @@ def test_reference_values(backend):
     assert round(ce, 4) == 1.1019
     # by hand: log(e^.1 + e^.2 + e^.3) - .2
     assert ce == pytest.approx(np.log(np.exp([0.1, 0.2, 0.3]).sum()) - 0.2, rel=1e-14)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("q", [0.1, 0.9])
+def test_quantile_loss_is_mean_pinball_loss(backend, q):
+    from sklearn.metrics import mean_pinball_loss
+
+    x, y = rng_data((20, 2), seed=3)
+    value, grad = F.quantile_loss(x, y, quantile=q, return_grad=True, backend=backend)
+    assert value == pytest.approx(mean_pinball_loss(y, x, alpha=q), rel=1e-12)
+    np.testing.assert_allclose(grad, np.where(x > y, 1 - q, -q) / x.size, rtol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -197,7 +209,8 @@ def test_activations_match_formulas(backend, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", sorted(FORMULAS) + ["cross_entropy"])
+@pytest.mark.parametrize("name", sorted(set(FORMULAS) - {"quantile_loss"})  # not in torch
+                         + ["cross_entropy"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_matches_torch(name, reduction, backend):
     torch = pytest.importorskip("torch", reason="torch not installed (optional oracle)")
@@ -224,6 +237,8 @@ def test_matches_torch(name, reduction, backend):
         (lambda: F.mse_loss(np.ones(3), np.ones(3), backend="cuda"), "unknown backend"),
         (lambda: F.huber_loss(np.ones(3), np.ones(3), delta=0), "delta"),
         (lambda: F.huber_loss(np.ones(3), np.ones(3), delta=-1.0), "delta"),
+        (lambda: F.quantile_loss(np.ones(3), np.ones(3), quantile=0.0), "quantile"),
+        (lambda: F.quantile_loss(np.ones(3), np.ones(3), quantile=1.5), "quantile"),
         (lambda: F.binary_cross_entropy(np.full(3, 0.5), np.ones(3), eps=0.7), "eps"),
         (lambda: F.binary_cross_entropy(np.full(3, 0.5), np.ones(3), eps=0.0), "eps"),
         (lambda: F.binary_cross_entropy(np.full(3, 1.5), np.ones(3)), r"\[0, 1\]"),

@@ -27,7 +27,8 @@ n, n_in, n_out, P = 6, 4, 3, 20  # the single kernels: rows, layer sizes, parame
 ALL_KERNELS = [name for names in KERNELS.values() for name in names]
 LOSSES = [name for name in KERNELS["loss"]]
 RAW = {name: "proba" if "proba" in name else "raw" for name in LOSSES}
-LOSS_PARAM = {"huber_loss_gradient": ("delta", 1.0), "binary_log_loss_gradient": ("eps", 1e-7),
+LOSS_PARAM = {"huber_loss_gradient": ("delta", 1.0), "quantile_loss_gradient": ("quantile", 0.5),
+              "binary_log_loss_gradient": ("eps", 1e-7),
               "binary_log_loss_proba_gradient": ("eps", 1e-7),
               "softmax_cross_entropy_loss_gradient": ("eps", 1e-7)}
 

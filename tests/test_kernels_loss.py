@@ -56,6 +56,7 @@ LOSSES = {
     "half_squared_error_loss_gradient": _regression,
     "absolute_error_loss_gradient": _regression,
     "huber_loss_gradient": _regression,  # + delta
+    "quantile_loss_gradient": _regression,  # + quantile
     "poisson_loss_gradient": _poisson,
     "binary_log_loss_gradient": _binary,  # + eps
     "binary_log_loss_proba_gradient": _proba,  # + eps
@@ -68,6 +69,9 @@ CASES = [
     ("absolute_error_loss_gradient", None),
     ("huber_loss_gradient", 0.5),
     ("huber_loss_gradient", 2.0),
+    ("quantile_loss_gradient", 0.5),
+    ("quantile_loss_gradient", 0.1),
+    ("quantile_loss_gradient", 0.9),
     ("poisson_loss_gradient", None),
     ("binary_log_loss_gradient", "finfo"),
     ("binary_log_loss_gradient", 0.0),
@@ -214,6 +218,7 @@ GRAD_CASES = [
     ("half_squared_error_loss_gradient", None),
     ("absolute_error_loss_gradient", None),
     ("huber_loss_gradient", 0.7),
+    ("quantile_loss_gradient", 0.25),
     ("poisson_loss_gradient", None),
     ("binary_log_loss_gradient", "finfo"),
     ("binary_log_loss_gradient", 0.0),
@@ -233,9 +238,10 @@ def test_loss_gradient_central_differences(kernels, rng, row_central_diff, name,
     args = _args(param, np.float64)
     h = 1e-3
     margin = 0.05  # >> 2h: no kink inside the stencil
-    if name in ("absolute_error_loss_gradient", "huber_loss_gradient"):
+    if name in ("absolute_error_loss_gradient", "huber_loss_gradient",
+                "quantile_loss_gradient"):
         r = raw - y
-        kinks = [0.0] if param is None else [-param, param]
+        kinks = [0.0] if name != "huber_loss_gradient" else [-param, param]
         raw = y + _away_from(r, kinks, margin)
     if name == "binary_log_loss_proba_gradient":
         raw = np.clip(raw, 0.05, 0.95)  # inside [eps, 1 - eps]: no clipping kink
@@ -282,6 +288,54 @@ def test_huber_hand_values(kernels, dtype, tol, delta, r, loss, grad):
     y = 1.0
     total, loss_out, gradient_out = _single(
         kernels, "huber_loss_gradient", [[y]], [[y + r]], (delta,), w=2.0, dtype=dtype
+    )
+    np.testing.assert_allclose(loss_out, [loss], **tol)
+    np.testing.assert_allclose(gradient_out, [[2.0 * grad]], **tol)
+    np.testing.assert_allclose(total, 2.0 * loss, **tol)
+
+
+@pytest.mark.parametrize("q", [0.1, 0.5, 0.9])
+def test_quantile_loss_equals_mean_pinball_loss(kernels, dtype, tol, rng, q):
+    """sum_i w_i loss_i / sum_i w_i is scikit-learn's mean_pinball_loss(alpha=q), for each
+    output (multioutput='raw_values') and summed over the outputs."""
+    from sklearn.metrics import mean_pinball_loss
+
+    n, k = 40, 3
+    y, raw = _regression(rng, n, k)
+    w = rng.uniform(0.5, 2.0, n)
+    y, raw, w = (a.astype(dtype) for a in (y, raw, w))
+    loss_out, gradient_out = np.empty(n, dtype), np.empty((n, k), dtype)
+    total = kernels.quantile_loss_gradient(y, raw, w, q, loss_out, gradient_out)
+    expected = mean_pinball_loss(y, raw, sample_weight=w, alpha=q, multioutput="raw_values")
+    np.testing.assert_allclose(total / w.astype(np.float64).sum(), expected.sum(), **tol)
+    r = raw.astype(np.float64) - y
+    np.testing.assert_allclose(gradient_out, w[:, None] * np.where(r > 0, 1 - q, -q), **tol)
+
+
+def test_quantile_half_is_half_the_absolute_error(kernels, dtype, rng):
+    """q = 0.5: exactly half the absolute error's loss and gradient, 0 at r == 0 too."""
+    y, raw = _regression(rng, 9, 2)
+    raw[0, 0] = y[0, 0]  # a zero residual
+    y, raw, w = (a.astype(dtype) for a in (y, raw, _weights(rng, 9)))
+    q_loss, q_grad = np.empty(9, dtype), np.empty((9, 2), dtype)
+    a_loss, a_grad = np.empty(9, dtype), np.empty((9, 2), dtype)
+    q_total = kernels.quantile_loss_gradient(y, raw, w, 0.5, q_loss, q_grad)
+    a_total = kernels.absolute_error_loss_gradient(y, raw, w, a_loss, a_grad)
+    np.testing.assert_array_equal(q_loss, a_loss / 2)
+    np.testing.assert_array_equal(q_grad, a_grad / 2)
+    assert q_total == a_total / 2
+    assert q_grad[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("q,r,loss,grad", [
+    (0.9, 2.0, 0.2, 0.1),  # over-prediction costs 1 - q per unit
+    (0.9, -2.0, 1.8, -0.9),  # under-prediction costs q per unit
+    (0.2, -1.0, 0.2, -0.2),
+    (0.2, 0.0, 0.0, 0.0),  # the subgradient 0 at r == 0
+])
+def test_quantile_hand_values(kernels, dtype, tol, q, r, loss, grad):
+    total, loss_out, gradient_out = _single(
+        kernels, "quantile_loss_gradient", [[1.0]], [[1.0 + r]], (q,), w=2.0, dtype=dtype
     )
     np.testing.assert_allclose(loss_out, [loss], **tol)
     np.testing.assert_allclose(gradient_out, [[2.0 * grad]], **tol)

@@ -72,7 +72,7 @@ CLASSIFIERS = {
 Y_COUNTS = np.abs(X64[:, :1] + 0.5 * X64[:, 1:2])  # non-negative, for poisson too
 REGRESSORS = {
     **{loss: (MLPRegressor(loss=loss, hidden_layer_sizes=(8,), **SMALL), X32, Y_COUNTS.ravel())
-       for loss in ("squared_error", "absolute_error", "huber", "poisson")},
+       for loss in ("squared_error", "absolute_error", "huber", "quantile", "poisson")},
     "poisson, 2 outputs, float64-trained": (
         MLPRegressor(loss="poisson", hidden_layer_sizes=(8,), **SMALL), X64,
         np.hstack([Y_COUNTS, 2 * Y_COUNTS])),

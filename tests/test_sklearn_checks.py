@@ -12,7 +12,7 @@ ESTIMATORS = [
     Estimator(backend=backend)
     for backend in available_backends()
     for Estimator in (MLPClassifier, MLPRegressor)
-]
+] + [MLPRegressor(loss="quantile", quantile=0.3)]  # a loss parameter of its own
 
 
 @parametrize_with_checks(ESTIMATORS)

@@ -18,11 +18,12 @@ LOSS_CASES = [  # (loss code, loss_param, n_outputs, target kind)
     (fk.SQUARED_ERROR, 0.0, 2, "real"),
     (fk.ABSOLUTE_ERROR, 0.0, 2, "real"),
     (fk.HUBER, 0.7, 2, "real"),
+    (fk.QUANTILE, 0.8, 2, "real"),
     (fk.POISSON, 0.0, 2, "count"),
     (fk.BINARY_LOG_LOSS, 1e-16, 3, "multilabel"),
     (fk.SOFTMAX_CROSS_ENTROPY, 1e-16, 3, "onehot"),
 ]
-LOSS_IDS = ["squared", "absolute", "huber", "poisson", "binary", "softmax"]
+LOSS_IDS = ["squared", "absolute", "huber", "quantile", "poisson", "binary", "softmax"]
 HIDDEN = [fk.IDENTITY, fk.LOGISTIC, fk.TANH, fk.RELU, fk.LEAKY_RELU]
 
 

@@ -21,6 +21,7 @@ ctypedef struct LossGrad:
 
 ctypedef struct LossParams:
     double delta  # Huber threshold
+    double quantile  # the pinball loss's q
     double eps  # probability clip [eps, 1 - eps]
     double lo  # bounds on -log(p) for a clipped p: [-log(1 - eps), -log(eps)]
     double hi
@@ -33,6 +34,7 @@ cdef inline LossParams log_clip_params(double eps) noexcept nogil:
     """Bounds on -log(p) when p is clipped to [eps, 1 - eps]; eps = 0 clips nothing."""
     cdef LossParams prm
     prm.delta = 0.0
+    prm.quantile = 0.0
     prm.eps = eps
     prm.lo = -log1p(-eps)
     prm.hi = -log(eps) if eps > 0 else INFINITY
@@ -58,6 +60,15 @@ cdef inline LossGrad huber(double y, double raw, const LossParams* prm) noexcept
     if fabs(r) <= delta:
         return LossGrad(loss=0.5 * r * r, gradient=r)
     return LossGrad(loss=delta * (fabs(r) - 0.5 * delta), gradient=clip(r, -delta, delta))
+
+
+cdef inline LossGrad quantile(double y, double raw, const LossParams* prm) noexcept nogil:
+    cdef double r = raw - y, q = prm.quantile
+    if r > 0:
+        return LossGrad(loss=(1.0 - q) * r, gradient=1.0 - q)
+    if r < 0:
+        return LossGrad(loss=-q * r, gradient=-q)
+    return LossGrad(loss=r * 0.0, gradient=r * 0.0)  # r == 0: subgradient 0 (NaN kept)
 
 
 cdef inline LossGrad poisson(double y, double raw, const LossParams* prm) noexcept nogil:

@@ -23,7 +23,8 @@ from libc.stdlib cimport free, malloc
 from _common cimport cptr1, cptr2, floating, ptr1, ptr2
 from _loss cimport (
     LossParams, absolute_error, binary_log, binary_log_proba, elementwise_loss_rows,
-    half_squared_error, huber, log_clip_params, loss_grad_t, poisson, softmax_cross_entropy_rows,
+    half_squared_error, huber, log_clip_params, loss_grad_t, poisson, quantile,
+    softmax_cross_entropy_rows,
 )
 
 from .._checks import argument_error
@@ -112,6 +113,18 @@ def huber_loss_gradient(y_true, raw, sample_weight, delta, loss_out, gradient_ou
                              ) or exc from None
 
 
+def quantile_loss_gradient(y_true, raw, sample_weight, quantile, loss_out, gradient_out):
+    """r = raw - y, q = quantile: loss = q max(-r, 0) + (1 - q) max(r, 0); gradient =
+    1 - q for r > 0, -q for r < 0, 0 at r == 0."""
+    try:
+        return _quantile_loss_gradient(y_true, raw, sample_weight, quantile, loss_out,
+                                       gradient_out)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("quantile_loss_gradient",
+                             (y_true, raw, sample_weight, quantile, loss_out, gradient_out)
+                             ) or exc from None
+
+
 def poisson_loss_gradient(y_true, raw, sample_weight, loss_out, gradient_out):
     """Poisson NLL with log link, no constant: loss = exp(raw) - y raw, gradient = exp(raw) - y."""
     try:
@@ -192,6 +205,19 @@ def _huber_loss_gradient(
     cdef LossParams prm = log_clip_params(0.0)
     prm.delta = delta
     return _loop(huber, &prm, y_true, raw, sample_weight, loss_out, gradient_out)
+
+
+def _quantile_loss_gradient(
+    const floating[:, ::1] y_true not None,  # IN
+    const floating[:, ::1] raw not None,  # IN
+    const floating[::1] sample_weight not None,  # IN
+    double q,
+    floating[::1] loss_out not None,  # OUT
+    floating[:, ::1] gradient_out not None,  # OUT
+):
+    cdef LossParams prm = log_clip_params(0.0)
+    prm.quantile = q
+    return _loop(quantile, &prm, y_true, raw, sample_weight, loss_out, gradient_out)
 
 
 def _poisson_loss_gradient(

@@ -29,7 +29,7 @@ from _dense cimport (
 )
 from _loss cimport (
     LossParams, absolute_error, binary_log, elementwise_loss_rows, half_squared_error, huber,
-    log_clip_params, poisson, softmax_cross_entropy_rows,
+    log_clip_params, poisson, quantile, softmax_cross_entropy_rows,
 )
 from _optim cimport adam_update, rmsprop_update, sgd_velocity_update
 
@@ -85,7 +85,8 @@ cdef enum:
     POISSON = 3
     BINARY_LOG_LOSS = 4
     SOFTMAX_CROSS_ENTROPY = 5
-    N_LOSSES = 6
+    QUANTILE = 6
+    N_LOSSES = 7
 
 cdef enum:
     SGD = 0
@@ -133,6 +134,7 @@ LOSS_CODES = {
     "poisson": POISSON,
     "binary_log_loss": BINARY_LOG_LOSS,
     "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,
+    "quantile": QUANTILE,
 }
 OPTIMIZER_CODES = {"sgd": SGD, "sgd_nesterov": SGD_NESTEROV, "adam": ADAM,
                    "rmsprop": RMSPROP}
@@ -233,17 +235,20 @@ cdef int _check_rows(Py_ssize_t rows) except -1:
 
 
 cdef LossParams _loss_params(Py_ssize_t loss, double loss_param) except *:
-    """The loss code checked, and its parameters (Huber's delta or the log-loss eps)."""
-    cdef LossParams prm
+    """The loss code checked, and its parameters (Huber's delta, the quantile or the
+    log-loss eps)."""
+    cdef LossParams prm = log_clip_params(0.0)
     if loss < 0 or loss >= N_LOSSES:
         raise ValueError(f"unknown loss code {loss}")
     if loss == HUBER:
-        prm = log_clip_params(0.0)
         prm.delta = loss_param
+        return prm
+    if loss == QUANTILE:
+        prm.quantile = loss_param
         return prm
     if loss == BINARY_LOG_LOSS or loss == SOFTMAX_CROSS_ENTROPY:
         return log_clip_params(loss_param)
-    return log_clip_params(0.0)
+    return prm
 
 
 cdef double* _scratch(const Net* net) except NULL:
@@ -421,6 +426,9 @@ cdef inline double _loss_gradient(
                                      loss_out, gradient_out)
     if loss == BINARY_LOG_LOSS:
         return elementwise_loss_rows(binary_log, prm, Y, raw, sample_weight, n, k,
+                                     loss_out, gradient_out)
+    if loss == QUANTILE:
+        return elementwise_loss_rows(quantile, prm, Y, raw, sample_weight, n, k,
                                      loss_out, gradient_out)
     return softmax_cross_entropy_rows(prm, Y, raw, sample_weight, n, k, loss_out,
                                       gradient_out, e)

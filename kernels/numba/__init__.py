@@ -19,6 +19,7 @@ from .loss import (
     half_squared_error_loss_gradient,
     huber_loss_gradient,
     poisson_loss_gradient,
+    quantile_loss_gradient,
     softmax_cross_entropy_loss_gradient,
 )
 from .optim import adam_step_, rmsprop_step_, sgd_step_, sgd_velocity_step_

@@ -94,6 +94,17 @@ def _huber(y, raw, params):
 
 
 @jit
+def _quantile(y, raw, params):
+    q = params[0]
+    r = raw - y
+    if r > 0.0:
+        return (1.0 - q) * r, 1.0 - q
+    if r < 0.0:
+        return -q * r, -q
+    return r * 0.0, r * 0.0  # r == 0: subgradient 0 (NaN kept)
+
+
+@jit
 def _poisson(y, raw, params):
     mu = _vmath.exp(raw)
     return mu - y * raw, mu - y
@@ -148,6 +159,14 @@ def huber_loss_gradient(y_true, raw, sample_weight, delta, loss_out, gradient_ou
     gradient = clip(r, -delta, delta).
     """
     return _elementwise(_huber, (float(delta),), y_true, raw, sample_weight,
+                        loss_out, gradient_out)
+
+
+@kernel
+def quantile_loss_gradient(y_true, raw, sample_weight, quantile, loss_out, gradient_out):
+    """Pinball, r = raw - y, q = quantile: loss = q max(-r, 0) + (1 - q) max(r, 0);
+    gradient = 1 - q for r > 0, -q for r < 0, 0 at r == 0."""
+    return _elementwise(_quantile, (float(quantile),), y_true, raw, sample_weight,
                         loss_out, gradient_out)
 
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from .. import (
     ABSOLUTE_ERROR, ADAM, BETA1, BETA2, BINARY_LOG_LOSS, EPSILON, HUBER, IDENTITY, LR,
-    MOMENTUM, N_CONFIG, POISSON, RMSPROP, SGD, SGD_NESTEROV, SOFTMAX, SOFTMAX_CROSS_ENTROPY,
-    SQUARED_ERROR,
+    MOMENTUM, N_CONFIG, POISSON, QUANTILE, RMSPROP, SGD, SGD_NESTEROV, SOFTMAX,
+    SOFTMAX_CROSS_ENTROPY, SQUARED_ERROR,
 )
 from ..layout import (
     ACT, ACT_PARAM, B_LEN, B_OFF, DENSE, N_COLUMNS, N_IN, N_OUT, OP, OUT_OFF, W_LEN, W_OFF,
@@ -26,7 +26,8 @@ from ._config import jit, kernel
 from .dense import dense_backward, dense_backward_delta, dense_forward
 from .loss import (
     absolute_error_loss_gradient, binary_log_loss_gradient, half_squared_error_loss_gradient,
-    huber_loss_gradient, poisson_loss_gradient, softmax_cross_entropy_loss_gradient,
+    huber_loss_gradient, poisson_loss_gradient, quantile_loss_gradient,
+    softmax_cross_entropy_loss_gradient,
 )
 from .optim import adam_step_, rmsprop_step_, sgd_velocity_step_
 
@@ -112,7 +113,7 @@ def _check_data(X, Y, sample_weight, table):
 
 @jit
 def _check_loss(loss):
-    if loss < SQUARED_ERROR or loss > SOFTMAX_CROSS_ENTROPY:
+    if loss < SQUARED_ERROR or loss > QUANTILE:  # the codes are 0..QUANTILE
         raise ValueError("unknown loss code")
 
 
@@ -159,6 +160,9 @@ def _loss_gradient(loss, loss_param, y_true, raw, sample_weight, loss_out, gradi
     elif loss == SOFTMAX_CROSS_ENTROPY:
         return softmax_cross_entropy_loss_gradient(y_true, raw, sample_weight, loss_param,
                                                    loss_out, gradient_out)
+    elif loss == QUANTILE:
+        return quantile_loss_gradient(y_true, raw, sample_weight, loss_param, loss_out,
+                                      gradient_out)
     raise ValueError("unknown loss code")
 
 
