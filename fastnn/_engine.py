@@ -21,7 +21,7 @@ import signal
 import threading
 import warnings
 from dataclasses import dataclass, field, fields, replace
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import scipy.optimize
@@ -200,12 +200,13 @@ OPTION_NAMES = tuple(f.name for f in fields(Options))
 @dataclass
 class Validation:
     """Held-out rows that early stopping scores after every epoch: ``score(params)`` is
-    the estimator's score of those rows (accuracy, R^2), higher is better."""
+    a score of those rows, higher is better (the estimator's accuracy or R^2, or any
+    scorer's); None scores them by minus their loss (the validation loss curve's)."""
 
     X: np.ndarray
     Y: np.ndarray
     sample_weight: np.ndarray
-    score: Callable[[np.ndarray], float]
+    score: Optional[Callable[[np.ndarray], float]]
 
 
 @dataclass
@@ -425,9 +426,10 @@ def fit_stochastic(problem, options, state, X, Y, sample_weight, random_state, *
                 bar.print("Iteration %d, loss = %.8f" % (history.n_iter, history.loss))
 
             if validation is not None:
-                history.validation_loss_curve.append(problem.loss_value(
-                    state.params, validation.X, validation.Y, validation.sample_weight))
-                score = validation.score(state.params)
+                loss = problem.loss_value(state.params, validation.X, validation.Y,
+                                          validation.sample_weight)
+                history.validation_loss_curve.append(loss)
+                score = -loss if validation.score is None else validation.score(state.params)
                 history.validation_scores.append(score)
                 if options.verbose:
                     bar.print("Validation score: %f" % score)

@@ -6,6 +6,7 @@ compiled kernels. No arithmetic happens here.
 """
 
 import contextlib
+import copy
 import functools
 import inspect
 import warnings
@@ -15,7 +16,7 @@ import numpy as np
 from scipy import sparse
 from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score, check_scoring, get_scorer_names, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
@@ -115,6 +116,7 @@ class _BaseMLP(BaseEstimator):
         "nesterovs_momentum": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "scoring": [StrOptions(set(get_scorer_names()) | {"loss"}), callable, None],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
@@ -126,7 +128,7 @@ class _BaseMLP(BaseEstimator):
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
                  learning_rate, learning_rate_init, power_t, max_iter, shuffle,
                  random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
-                 early_stopping, validation_fraction, beta_1, beta_2, epsilon,
+                 early_stopping, validation_fraction, scoring, beta_1, beta_2, epsilon,
                  n_iter_no_change, max_fun, negative_slope, backend):
         """The parameters both estimators take (each subclass adds its own and gives
         the defaults, as scikit-learn's MLPs do)."""
@@ -148,6 +150,7 @@ class _BaseMLP(BaseEstimator):
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.scoring = scoring
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -276,8 +279,10 @@ class _BaseMLP(BaseEstimator):
                 f"{self.n_features_in_} features as input."
             )
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False,
+             validation_set=(None, None, None)):
         hidden = self._hidden_sizes()
+        given = self._check_validation_set(*validation_set)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sparse.issparse(X):  # the kernels work on dense rows
@@ -319,7 +324,9 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         start = self._train_state(params, incremental)  # before the split: no draws
         validation = None
-        if self.early_stopping:
+        if given:
+            validation = self._given_validation(*validation_set, dtype=X.dtype)
+        elif self.early_stopping:
             (X, Y, sample_weight, constant), validation = self._validation_split(
                 X, Y, sample_weight, constant, self._split_labels(y))
         state, history = _engine.fit_stochastic(
@@ -406,10 +413,65 @@ class _BaseMLP(BaseEstimator):
         X, Y, sample_weight = (np.ascontiguousarray(a) for a in (X, Y, sample_weight))
         X_val, Y_val, sw_val = (np.ascontiguousarray(a) for a in (X_val, Y_val, sw_val))
         y_val = self._decode_validation_targets(Y_val)
-        score = functools.partial(self._score_params, X=X_val, y=y_val,
-                                  sample_weight=sw_val)
         return ((X, Y, sample_weight, const[0] if const else None),
-                _engine.Validation(X_val, Y_val, sw_val, score))
+                _engine.Validation(X_val, Y_val, sw_val, self._scorer(X_val, y_val, sw_val)))
+
+    def _check_validation_set(self, X_val, y_val, sample_weight_val):
+        """Whether fit got a validation set of its own; errors for one it cannot use."""
+        if X_val is None and y_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val was given without X_val and y_val")
+            return False
+        if X_val is None or y_val is None:
+            raise ValueError("X_val and y_val go together: pass both, or neither")
+        if not self.early_stopping or self.solver == "lbfgs":
+            raise ValueError(
+                "X_val and y_val are early stopping's validation set: they need "
+                "early_stopping=True and a stochastic solver (sgd, adam, rmsprop), got "
+                f"early_stopping={self.early_stopping}, solver={self.solver!r}")
+        return True
+
+    def _given_validation(self, X_val, y_val, sample_weight_val, dtype):
+        """fit's own validation set, validated as X and y (the features the network was
+        built for; for a classifier, labels among classes_, not all needed)."""
+        try:
+            X_val, y_val = validate_data(self, X_val, y_val, reset=False, multi_output=True,
+                                         accept_sparse=["csr", "csc"], dtype=dtype,
+                                         y_numeric=isinstance(self, RegressorMixin))
+        except ValueError as exc:  # its messages say X and y
+            raise ValueError(f"X_val, y_val: {exc}") from None
+        if sparse.issparse(X_val):
+            X_val = X_val.toarray()
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val)
+        self._check_validation_targets(y_val)
+        Y_val = self._encode(y_val)
+        Y_val = np.ascontiguousarray(Y_val.reshape(len(y_val), -1), dtype=dtype)
+        if Y_val.shape[1] != self.n_outputs_:
+            raise ValueError(f"y_val has {Y_val.shape[1]} outputs, y has {self.n_outputs_}")
+        sw_val = self._sample_weight(sample_weight_val, X_val, y_val)
+        X_val = np.ascontiguousarray(X_val)
+        return _engine.Validation(X_val, Y_val, sw_val, self._scorer(X_val, y_val, sw_val))
+
+    def _check_validation_targets(self, y_val):
+        pass
+
+    def _scorer(self, X_val, y_val, sw_val):
+        """What early stopping watches (see ``scoring``): params -> score, higher better;
+        None for the validation loss (the engine scores it)."""
+        if self.scoring is None:
+            return functools.partial(self._score_params, X=X_val, y=y_val,
+                                     sample_weight=sw_val)
+        if self.scoring == "loss":
+            return None
+        scorer = check_scoring(self, self.scoring)
+        snapshot = copy.copy(self)  # predicts with each epoch's weights, not with self's
+
+        def score(params):
+            snapshot._set_params_flat(params, self._table)
+            return scorer(snapshot, X_val, y_val, sample_weight=sw_val)
+
+        return score
 
     def _commit(self, state, history, table):
         """Copy a successful stochastic fit's results into the fitted attributes."""
@@ -583,7 +645,14 @@ _DOC_PARTS = {
         Hold out ``validation_fraction`` of the rows and stop when their score stops
         improving; records ``validation_scores_`` and ``validation_loss_curve_``.
     validation_fraction : float, default=0.1
-        Share of the rows held out for early stopping.
+        Share of the rows held out for early stopping (unless ``fit`` gets ``X_val``).
+    scoring : str, callable or None, default=None
+        What early stopping watches on the held-out rows (HistGradientBoosting's
+        convention): None, the estimator's ``score`` (scikit-learn's MLP: accuracy or
+        R**2); "loss", the validation loss (``validation_scores_`` then holds minus
+        ``validation_loss_curve_``: the lowest loss wins); or a scikit-learn scorer's
+        name or a callable ``scorer(estimator, X, y, sample_weight=...)``. The best
+        epoch's weights end the fit in every case.
     beta_1 : float, default=0.9
         Decay of Adam's first moment.
     beta_2 : float, default=0.999
@@ -642,10 +711,28 @@ _DOC_PARTS = {
 
 def _documented(cls):
     """Fill the class docstring's ``{parameters}``, ``{backend}``, ``{attributes}`` and
-    ``{tail}`` lines from _DOC_PARTS."""
+    ``{tail}`` lines, and fit's ``{fit_validation}``, from _DOC_PARTS."""
     for name, text in _DOC_PARTS.items():
         cls.__doc__ = cls.__doc__.replace("{%s}" % name, text)
+    cls.fit.__doc__ = cls.fit.__doc__.replace("        {fit_validation}",
+                                              _FIT_VALIDATION_DOC)
     return cls
+
+
+_FIT_VALIDATION_DOC = """\
+        X_val : array-like or sparse matrix of shape (n_val, n_features), default=None
+            Early stopping's validation set, instead of holding out
+            ``validation_fraction`` of X (HistGradientBoosting's convention); needs
+            ``early_stopping=True``. Validated as X (the same features). In a
+            Pipeline, X_val reaches the estimator through scikit-learn's metadata
+            routing: ``sklearn.set_config(enable_metadata_routing=True)``,
+            ``est.set_fit_request(X_val=True, y_val=True)`` and
+            ``Pipeline(steps, transform_input=["X_val"])``, which runs X_val through
+            the steps before the estimator as it runs X.
+        y_val : array-like, default=None
+            Its targets, as y (for a classifier, labels among y's; not all needed).
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Its row weights (None: all 1), in the score and the validation loss."""
 
 
 @_documented
@@ -699,6 +786,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 scoring=None,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  negative_slope=0.01, class_weight=None, backend="auto"):
         super().__init__(
@@ -708,6 +796,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
+            scoring=scoring,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             negative_slope=negative_slope, backend=backend)
@@ -758,6 +847,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Y[np.arange(len(y)), np.searchsorted(classes, y)] = 1
         return Y[:, 1:] if len(classes) == 2 else Y
 
+    def _check_validation_targets(self, y_val):
+        labels = unique_labels(y_val)
+        unknown = np.setdiff1d(labels, self.classes_)
+        if len(unknown):
+            raise ValueError(f"y_val has labels that y does not have: {unknown.tolist()}; "
+                             f"the classes are {self.classes_.tolist()}")
+
     @property
     def _multilabel(self):
         return self._label_binarizer.y_type_.startswith("multilabel")
@@ -797,7 +893,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return accuracy_score(y, self._predict_from_proba(proba), sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None,
+            sample_weight_val=None):
         """Fit the model to X and the class labels y (1-D, or an indicator matrix for
         multilabel), optionally weighting samples by ``sample_weight``.
 
@@ -809,6 +906,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Class labels, or a label indicator matrix for multilabel.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row (None: all 1).
+        {fit_validation}
 
         Returns
         -------
@@ -826,7 +924,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         [0, 1, 1, 0]
         """
         with self._unchanged_on_error():
-            return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                             validation_set=(X_val, y_val, sample_weight_val))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -1031,6 +1130,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 scoring=None,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  delta=1.0, quantile=0.5, negative_slope=0.01, backend="auto"):
         super().__init__(
@@ -1040,6 +1140,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
+            scoring=scoring,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun,
             negative_slope=negative_slope, backend=backend)
@@ -1064,6 +1165,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return y
 
     _stratify_validation = False
+
+    def _check_validation_targets(self, y_val):
+        if self.loss == "poisson" and np.any(y_val < 0):
+            raise ValueError("loss='poisson' requires non-negative targets y_val")
 
     def _decode_validation_targets(self, Y_val):
         return Y_val.ravel() if Y_val.shape[1] == 1 else Y_val
@@ -1095,7 +1200,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return r2_score(y, pred, sample_weight=sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None,
+            sample_weight_val=None):
         """Fit the model to X and the target(s) y, optionally weighting samples.
 
         Parameters
@@ -1106,6 +1212,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             Targets (non-negative for loss="poisson").
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row (None: all 1).
+        {fit_validation}
 
         Returns
         -------
@@ -1122,7 +1229,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         (array([[2.]]), array([1.]))
         """
         with self._unchanged_on_error():
-            return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+            return self._fit(X, y, sample_weight=sample_weight, incremental=False,
+                             validation_set=(X_val, y_val, sample_weight_val))
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -67,7 +67,9 @@ def plot_loss_curve(estimator, ax=None, *, label=None):
         With the line "training loss" (``loss_curve_``: the mean training loss of each
         epoch, L2 penalty included) and, when the estimator has
         ``validation_loss_curve_`` (``early_stopping=True``), "validation loss" (the
-        weighted mean loss on the held-out split after each epoch, no penalty).
+        weighted mean loss on the held-out rows after each epoch, no penalty) and a
+        vertical line at the epoch whose weights early stopping kept, labelled with what
+        chose it (the validation loss for ``scoring="loss"``, else the score).
 
     Raises
     ------
@@ -91,7 +93,7 @@ def plot_loss_curve(estimator, ax=None, *, label=None):
     ...     clf = clf.fit(X, y)
     >>> ax = plot_loss_curve(clf)
     >>> [line.get_label() for line in ax.get_lines()]
-    ['training loss', 'validation loss']
+    ['training loss', 'validation loss', 'kept: best validation score']
     >>> len(ax.get_lines()[0].get_ydata()) == clf.n_iter_
     True
     """
@@ -111,6 +113,13 @@ def plot_loss_curve(estimator, ax=None, *, label=None):
     if validation is not None and len(validation):
         ax.plot(np.arange(1, len(validation) + 1), validation, linestyle="--",
                 color=line.get_color(), label=f"{prefix}validation loss")
+        scores = getattr(final, "validation_scores_", None)
+        if scores:  # early stopping kept the weights of its best-scored epoch
+            scoring = getattr(final, "scoring", None)
+            watched = "loss" if scoring == "loss" else (
+                scoring if isinstance(scoring, str) else "score")
+            ax.axvline(int(np.nanargmax(scores)) + 1, linestyle=":", color=line.get_color(),
+                       label=f"{prefix}kept: best validation {watched}")
     ax.set_xlabel("epoch")
     loss = getattr(final, "loss", None)
     ax.set_ylabel(f"loss ({loss})" if isinstance(loss, str) else "loss")

@@ -55,12 +55,25 @@ def test_loss_curve_training_and_validation(plt, regression):
     reg = _fit_quietly(MLPRegressor(loss="huber", hidden_layer_sizes=(8,), early_stopping=True,
                                     n_iter_no_change=30, max_iter=30, random_state=0), X, y)
     ax = fastnn.plot_loss_curve(reg)
-    training, validation = ax.get_lines()
+    training, validation, kept = ax.get_lines()
     assert training.get_label() == "training loss" and validation.get_label() == "validation loss"
     np.testing.assert_allclose(training.get_ydata(), reg.loss_curve_)
     np.testing.assert_allclose(validation.get_ydata(), reg.validation_loss_curve_)
     np.testing.assert_array_equal(training.get_xdata(), np.arange(1, reg.n_iter_ + 1))
     assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "loss (huber)"
+    # the epoch whose weights were kept, and what chose it: R^2 (scoring=None)
+    assert kept.get_label() == "kept: best validation score"
+    assert list(kept.get_xdata()) == [np.argmax(reg.validation_scores_) + 1] * 2
+
+
+def test_loss_curve_marks_the_epoch_the_validation_loss_chose(plt, regression):
+    X, y = regression
+    reg = _fit_quietly(MLPRegressor(hidden_layer_sizes=(8,), early_stopping=True,
+                                    scoring="loss", n_iter_no_change=5, max_iter=60,
+                                    random_state=0), X, y)
+    kept = fastnn.plot_loss_curve(reg).get_lines()[2]
+    assert kept.get_label() == "kept: best validation loss"
+    assert list(kept.get_xdata()) == [np.argmin(reg.validation_loss_curve_) + 1] * 2
 
 
 def test_loss_curve_on_given_axes_pipeline_and_scikit_learn(plt, regression):
