@@ -19,8 +19,8 @@ from _common cimport (
     ptr1, ptr2,
 )
 from _dense cimport (
-    activation_grad_rows, activation_rows, dense_backward_delta_rows, dense_backward_rows,
-    dense_forward_rows,
+    TRANSPOSE_MAX, activation_grad_rows, activation_rows, dense_backward_delta_rows,
+    dense_backward_rows, dense_forward_rows, matmul_transposed,
 )
 
 from .._checks import argument_error
@@ -189,3 +189,27 @@ def _dense_backward_delta(
     with nogil:
         dense_backward_delta_rows(cptr2(delta), cptr2(W), cptr2(a_prev), n, n_in, n_out,
                                   <int>act_prev, negative_slope, ptr2(delta_prev_out))
+
+
+# --------------------------------------------------------------------------- test hooks
+
+# Elements of a W block that matmul_transposed copies to the stack (tests/test_gemm_small.py).
+_TRANSPOSE_MAX = TRANSPOSE_MAX
+
+
+def _matmul_transposed(
+    const floating[:, ::1] a not None,  # IN (n, k)
+    const floating[:, ::1] W not None,  # IN (n_in, k)
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+    floating[:, ::1] out not None,  # OUT columns [c0, c1) of (n, n_in)
+):
+    """out[:, c0:c1] = a @ W[c0:c1].T as dense_backward_delta_cols computes it (for tests)."""
+    cdef Py_ssize_t n = a.shape[0], k = a.shape[1], n_in = W.shape[0]
+    _check_shape("W", (W.shape[0], W.shape[1]), (n_in, k))
+    _check_shape("out", (out.shape[0], out.shape[1]), (n, n_in))
+    if not 0 <= c0 <= c1 <= n_in:
+        raise ValueError(f"columns [{c0}, {c1}) outside [0, {n_in})")
+    with nogil:
+        matmul_transposed(cptr2(a), cptr2(W) + c0 * k if c1 > c0 else NULL, n, c1 - c0, k,
+                          ptr2(out) + c0 if n > 0 and c1 > c0 else NULL, n_in)
