@@ -182,74 +182,6 @@ cdef inline void matmul_transposed(
         gemm(c'T', c'N', <int>m, <int>n, <int>k, w, <int>k, a, <int>k, out, <int>ldo)
 
 
-cdef inline void dense_forward_rows(
-    const floating* a,  # IN (n, n_in)
-    Py_ssize_t n,
-    Py_ssize_t n_in,
-    const floating* W,  # IN (n_in, n_out)
-    const floating* b,  # IN (n_out,)
-    Py_ssize_t n_out,
-    int act,
-    double negative_slope,
-    floating* z_out,  # OUT (n, n_out)
-    double* e,  # scratch, n_out doubles (softmax only)
-) noexcept nogil:
-    """z_out = f(a @ W + b); the bias is added in the array type, f runs in double."""
-    cdef Py_ssize_t i, j
-    cdef floating* z
-    # row-major z = a @ W is column-major z.T = W.T @ a.T
-    gemm(c'N', c'N', <int>n_out, <int>n, <int>n_in, W, <int>n_out, a, <int>n_in, z_out,
-         <int>n_out)
-    for i in range(n):  # row by row: the row stays in L1 between the two passes
-        z = z_out + i * n_out
-        for j in range(n_out):
-            z[j] = z[j] + b[j]
-        activation_rows(z, 1, n_out, act, negative_slope, z, e)
-
-
-cdef inline void dense_backward_rows(
-    const floating* a_prev,  # IN (n, n_in)
-    const floating* delta,  # IN (n, n_out)
-    Py_ssize_t n,
-    Py_ssize_t n_in,
-    Py_ssize_t n_out,
-    floating* dW_out,  # OUT (n_in, n_out)
-    floating* db_out,  # OUT (n_out,)
-) noexcept nogil:
-    """dW_out = a_prev.T @ delta, db_out = sum of delta over rows (accumulated in double)."""
-    cdef Py_ssize_t i, j, jb, j0, j1
-    cdef double acc[BIAS_BLOCK]
-    # row-major dW = a_prev.T @ delta is column-major dW.T = delta.T @ a_prev
-    gemm(c'N', c'T', <int>n_out, <int>n_in, <int>n, delta, <int>n_out, a_prev, <int>n_in,
-         dW_out, <int>n_out)
-    for jb in range((n_out + BIAS_BLOCK - 1) // BIAS_BLOCK):
-        j0 = jb * BIAS_BLOCK
-        j1 = min(j0 + BIAS_BLOCK, n_out)
-        for j in range(j0, j1):
-            acc[j - j0] = 0.0
-        for i in range(n):
-            for j in range(j0, j1):
-                acc[j - j0] += delta[i * n_out + j]
-        for j in range(j0, j1):
-            db_out[j] = acc[j - j0]
-
-
-cdef inline void dense_backward_delta_rows(
-    const floating* delta,  # IN (n, n_out)
-    const floating* W,  # IN (n_in, n_out)
-    const floating* a_prev,  # IN (n, n_in)
-    Py_ssize_t n,
-    Py_ssize_t n_in,
-    Py_ssize_t n_out,
-    int act_prev,
-    double negative_slope,
-    floating* delta_prev_out,  # OUT (n, n_in)
-) noexcept nogil:
-    """delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from a_prev = f(z_prev)."""
-    matmul_transposed(delta, W, n, n_in, n_out, delta_prev_out, n_in)
-    activation_grad_rows(a_prev, n, n_in, act_prev, negative_slope, delta_prev_out)
-
-
 # --------------------------------------------------------------------------- column blocks
 # train.pyx splits each layer's GEMMs by the columns of their output into blocks that the
 # threads share. Shapes alone decide the blocks, never the thread count, and each block is
@@ -283,13 +215,16 @@ cdef inline void dense_forward_cols(
     const floating* W,  # IN (n_in, n_out)
     const floating* b,  # IN (n_out,)
     Py_ssize_t n_out,
-    int act,  # not SOFTMAX (row-wise: it needs every column)
+    int act,  # SOFTMAX only for all columns, c0 = 0, c1 = n_out (it is row-wise)
     double negative_slope,
     floating* z_out,  # OUT columns [c0, c1) of (n, n_out)
     Py_ssize_t c0,
     Py_ssize_t c1,
+    double* e,  # scratch, n_out doubles (softmax only; else may be NULL)
 ) noexcept nogil:
-    """Columns [c0, c1) of dense_forward_rows: z = f(a @ W[:, c0:c1] + b[c0:c1])."""
+    """Columns [c0, c1) of z_out = f(a @ W + b): z = f(a @ W[:, c0:c1] + b[c0:c1]); the
+    bias is added in the array type, f runs in double, row by row (the row stays in L1
+    between the two passes)."""
     cdef Py_ssize_t i, j, nc = c1 - c0
     cdef floating* z
     if nc <= 0:
@@ -300,7 +235,7 @@ cdef inline void dense_forward_cols(
         z = z_out + i * n_out + c0
         for j in range(nc):
             z[j] = z[j] + b[c0 + j]
-        activation_rows(z, 1, nc, act, negative_slope, z, <double*>NULL)
+        activation_rows(z, 1, nc, act, negative_slope, z, e)
 
 
 cdef inline void dense_backward_cols(
@@ -314,8 +249,9 @@ cdef inline void dense_backward_cols(
     Py_ssize_t c0,
     Py_ssize_t c1,
 ) noexcept nogil:
-    """Columns [c0, c1) of dense_backward_rows: dW = a_prev.T @ delta[:, c0:c1], db = the
-    row sums of delta[:, c0:c1] (each column summed over the rows in order, in double)."""
+    """Columns [c0, c1) of dW_out = a_prev.T @ delta and db_out = delta's column sums:
+    dW = a_prev.T @ delta[:, c0:c1], db = the sums of delta[:, c0:c1] over the rows (each
+    column summed in row order, in double)."""
     cdef Py_ssize_t i, j, jb, j0, j1, nc = c1 - c0
     cdef double acc[BIAS_BLOCK]
     if nc <= 0:
@@ -341,14 +277,14 @@ cdef inline void dense_backward_delta_cols(
     Py_ssize_t n,
     Py_ssize_t n_in,
     Py_ssize_t n_out,
-    int act_prev,  # not SOFTMAX
+    int act_prev,  # SOFTMAX only for all columns, c0 = 0, c1 = n_in (it is row-wise)
     double negative_slope,
     floating* delta_prev_out,  # OUT columns [c0, c1) of (n, n_in)
     Py_ssize_t c0,
     Py_ssize_t c1,
 ) noexcept nogil:
-    """Columns [c0, c1) of dense_backward_delta_rows:
-    delta_prev = (delta @ W[c0:c1].T) * f'(z_prev[:, c0:c1])."""
+    """Columns [c0, c1) of delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from
+    a_prev = f(z_prev): delta_prev = (delta @ W[c0:c1].T) * f'(z_prev[:, c0:c1])."""
     cdef Py_ssize_t i, nc = c1 - c0
     if nc <= 0:
         return

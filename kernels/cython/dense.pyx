@@ -19,8 +19,8 @@ from _common cimport (
     ptr1, ptr2,
 )
 from _dense cimport (
-    TRANSPOSE_MAX, activation_grad_rows, activation_rows, dense_backward_delta_rows,
-    dense_backward_rows, dense_forward_rows, matmul_transposed,
+    TRANSPOSE_MAX, activation_grad_rows, activation_rows, dense_backward_cols,
+    dense_backward_delta_cols, dense_forward_cols, matmul_transposed,
 )
 
 from .._checks import argument_error
@@ -153,8 +153,8 @@ def _dense_forward(
     _check_shape("z_out", (z_out.shape[0], z_out.shape[1]), (n, n_out))
     cdef double* e = _scratch(n_out)
     with nogil:
-        dense_forward_rows(cptr2(a), n, n_in, cptr2(W), cptr1(b), n_out, <int>act,
-                           negative_slope, ptr2(z_out), e)
+        dense_forward_cols(cptr2(a), n, n_in, cptr2(W), cptr1(b), n_out, <int>act,
+                           negative_slope, ptr2(z_out), 0, n_out, e)
     free(e)
 
 
@@ -169,8 +169,8 @@ def _dense_backward(
     _check_shape("dW_out", (dW_out.shape[0], dW_out.shape[1]), (n_in, n_out))
     _check_shape("db_out", (db_out.shape[0],), (n_out,))
     with nogil:
-        dense_backward_rows(cptr2(a_prev), cptr2(delta), n, n_in, n_out, ptr2(dW_out),
-                            ptr1(db_out))
+        dense_backward_cols(cptr2(a_prev), cptr2(delta), n, n_in, n_out, ptr2(dW_out),
+                            ptr1(db_out), 0, n_out)
 
 
 def _dense_backward_delta(
@@ -187,8 +187,9 @@ def _dense_backward_delta(
     _check_shape("a_prev", (a_prev.shape[0], a_prev.shape[1]), (n, n_in))
     _check_shape("delta_prev_out", (delta_prev_out.shape[0], delta_prev_out.shape[1]), (n, n_in))
     with nogil:
-        dense_backward_delta_rows(cptr2(delta), cptr2(W), cptr2(a_prev), n, n_in, n_out,
-                                  <int>act_prev, negative_slope, ptr2(delta_prev_out))
+        dense_backward_delta_cols(cptr2(delta), cptr2(W), cptr2(a_prev), n, n_in, n_out,
+                                  <int>act_prev, negative_slope, ptr2(delta_prev_out), 0,
+                                  n_in)
 
 
 # --------------------------------------------------------------------------- test hooks

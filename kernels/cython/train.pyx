@@ -25,7 +25,7 @@ from cython.parallel cimport prange
 from _common cimport IDENTITY, N_ACTIVATIONS, SOFTMAX, cptr1, cptr2, floating, ptr1, ptr2
 from _dense cimport (
     block_start, column_blocks, dense_backward_cols, dense_backward_delta_cols,
-    dense_backward_delta_rows, dense_forward_cols, dense_forward_rows,
+    dense_forward_cols,
 )
 from _loss cimport (
     LossParams, absolute_error, binary_log, elementwise_loss_rows, half_squared_error, huber,
@@ -294,22 +294,19 @@ cdef inline void _forward_layers(
     for l in range(L):
         n_in, n_out = net.size[l], net.size[l + 1]
         W, b = params + net.w_off[l], params + net.b_off[l]
-        if net.act[l] == SOFTMAX:  # row-wise: one block
-            dense_forward_rows(a, n, n_in, W, b, n_out, net.act[l], net.slope[l], out[l], e)
+        blocks = 1 if net.act[l] == SOFTMAX else column_blocks(n_out)  # softmax: row-wise
+        if _parallel(net, blocks, 2.0 * n * n_in * n_out):  # never softmax: no scratch
+            for p in prange(blocks, num_threads=net.n_threads, schedule="dynamic"):
+                dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
+                                   out[l], block_start(n_out, blocks, p),
+                                   block_start(n_out, blocks, p + 1), <double*>NULL)
+                _ran(net)
+            _paced(net)
         else:
-            blocks = column_blocks(n_out)
-            if _parallel(net, blocks, 2.0 * n * n_in * n_out):
-                for p in prange(blocks, num_threads=net.n_threads, schedule="dynamic"):
-                    dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
-                                       out[l], block_start(n_out, blocks, p),
-                                       block_start(n_out, blocks, p + 1))
-                    _ran(net)
-                _paced(net)
-            else:
-                for p in range(blocks):
-                    dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
-                                       out[l], block_start(n_out, blocks, p),
-                                       block_start(n_out, blocks, p + 1))
+            for p in range(blocks):
+                dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
+                                   out[l], block_start(n_out, blocks, p),
+                                   block_start(n_out, blocks, p + 1), e)
         a = out[l]
 
 
@@ -389,10 +386,7 @@ cdef inline void _backward_item(
         dense_backward_cols(a_prev, delta, n, n_in, n_out, grads_out + net.w_off[l],
                             grads_out + net.b_off[l], block_start(n_out, bw, p),
                             block_start(n_out, bw, p + 1))
-    elif net.act[l - 1] == SOFTMAX:
-        dense_backward_delta_rows(delta, W, a_prev, n, n_in, n_out, net.act[l - 1],
-                                  net.slope[l - 1], delta_prev)
-    else:
+    else:  # a softmax layer's delta is one block, every column
         dense_backward_delta_cols(delta, W, a_prev, n, n_in, n_out, net.act[l - 1],
                                   net.slope[l - 1], delta_prev,
                                   block_start(n_in, bd, p - bw),
