@@ -371,12 +371,14 @@ def batch_size_for(batch_size, n_samples):
 
 
 def fit_stochastic(problem, options, state, X, Y, sample_weight, random_state, *,
-                   incremental=False, validation=None, poisson_constant=None):
+                   incremental=False, validation=None, poisson_constant=None,
+                   on_epoch=None):
     """Mini-batch training (sgd, adam, rmsprop), as scikit-learn's ``_fit_stochastic``:
     up to ``options.max_iter`` epochs (one if ``incremental``: partial_fit) from
     ``state``, shuffled with draws from ``random_state``, stopping by scikit-learn's rules
     on the training loss, or on ``validation``'s score when given (early stopping, whose
-    best epoch's parameters end the fit).
+    best epoch's parameters end the fit). ``on_epoch(params)`` after every epoch may
+    return True to stop there (scikit-learn's callbacks).
 
     ``state`` is not written: returns (the new TrainState, the call's History). Raises
     scikit-learn's ValueError if the loss becomes non-finite (unless early stopping has
@@ -447,6 +449,8 @@ def fit_stochastic(problem, options, state, X, Y, sample_weight, random_state, *
                     break
                 state.no_improvement_count = 0
 
+            if on_epoch is not None and on_epoch(state.params):
+                break
             if incremental or interrupted():
                 break
 
@@ -487,9 +491,10 @@ def _track_training(state, loss, tol):
         state.best_loss = loss
 
 
-def fit_lbfgs(problem, options, params, X, Y, sample_weight, poisson_constant=None):
+def fit_lbfgs(problem, options, params, X, Y, sample_weight, poisson_constant=None,
+              on_iteration=None):
     """Full-batch L-BFGS-B through scipy on the kernels' forward_backward, from
-    ``params`` (not written).
+    ``params`` (not written); ``on_iteration(params)`` after every iteration.
 
     The objective is (sum_i w_i loss_i + alpha/2 ||W||^2) / sum_i w_i with its exact
     gradient. Returns (the new parameters, scipy's iteration count, ``loss_`` in
@@ -517,8 +522,11 @@ def fit_lbfgs(problem, options, params, X, Y, sample_weight, poisson_constant=No
         scipy_options["disp"] = True
     with blas_threads(problem.table, X.shape[0]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*iprint.*", category=DeprecationWarning)
-        result = scipy.optimize.minimize(objective, params.astype(np.float64),
-                                         method="L-BFGS-B", jac=True, options=scipy_options)
+        result = scipy.optimize.minimize(
+            objective, params.astype(np.float64), method="L-BFGS-B", jac=True,
+            options=scipy_options,
+            callback=None if on_iteration is None else (
+                lambda xk: on_iteration(xk.astype(params.dtype))))
     n_iter = _check_optimize_result("lbfgs", result, options.max_iter)
     params = np.ascontiguousarray(result.x, dtype=params.dtype)
     data, penalty = problem.kernels.forward_backward(

@@ -30,7 +30,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _backends, _engine
+from . import _backends, _callbacks, _engine
 from . import kernels as _k
 from .kernels import layout
 
@@ -93,7 +93,7 @@ def _label_binarizer(classes):
     return binarizer
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
     """What MLPClassifier and MLPRegressor share: parameters, fitting, the forward pass."""
 
     _parameter_constraints = {
@@ -313,12 +313,17 @@ class _BaseMLP(BaseEstimator):
         problem = self._problem(table)
         constant = self._loss_constant(Y)
         options = _engine.Options(**{name: getattr(self, name) for name in _OPTION_NAMES})
+        task = _callbacks.FitTask(self, 1 if incremental else self.max_iter, X, y,
+                                  sample_weight, table)
         if self.solver == "lbfgs":
             params, self.n_iter_, self.loss_ = _engine.fit_lbfgs(
-                problem, options, params, X, Y, sample_weight, constant)
+                problem, options, params, X, Y, sample_weight, constant,
+                on_iteration=functools.partial(task.step, task_name="iteration")
+                if task.active else None)
             if not np.isfinite(params).all():  # scipy ended at non-finite weights
                 raise ValueError(_engine.NONFINITE_MESSAGE)
             self._set_params_flat(params, table)
+            task.end(params)
             return self
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -329,10 +334,15 @@ class _BaseMLP(BaseEstimator):
         elif self.early_stopping:
             (X, Y, sample_weight, constant), validation = self._validation_split(
                 X, Y, sample_weight, constant, self._split_labels(y))
+        if validation is not None:
+            task.score_on(validation.X, self._decode_validation_targets(validation.Y),
+                          validation.sample_weight)
         state, history = _engine.fit_stochastic(
             problem, options, start, X, Y, sample_weight, self._random_state,
-            incremental=incremental, validation=validation, poisson_constant=constant)
+            incremental=incremental, validation=validation, poisson_constant=constant,
+            on_epoch=task.step if task.active else None)
         self._commit(state, history, table)
+        task.end(state.params)
         return self
 
     def _seeded_random_state(self):
