@@ -53,7 +53,7 @@ openmp = openmp_flag()
 mode = f"{int(debug)}-{int(openmp is not None)}"
 mode_stamp = here / "build" / "fastnn-build-mode"
 mode_changed = not mode_stamp.exists() or mode_stamp.read_text() != mode
-base_flags = [] if os.name == "nt" else ["-fno-math-errno"]
+base_flags = [] if os.name == "nt" else ["-fno-math-errno", "-ffp-contract=off"]
 extensions = [
     Extension(
         f"fastnn.kernels.cython.{pyx.stem}",

@@ -1,18 +1,17 @@
 # Branch-free tanh, logistic and exp in double that gcc vectorizes without -ffast-math.
 #
-# A loop over an array compiles to packed SSE2 code (2 doubles per instruction on the
-# baseline x86-64) instead of one libm call per element: only arithmetic and integer
-# operations on the bits of the doubles, no libm call, no branch, no comparison of
-# doubles. Two rules make that hold whatever gcc decides:
-# - Selects are bit masks (_below, _select). gcc's default -ftrapping-math does not
+# The math is C, in _vmath.h (this file declares it): its array loops are compiled for
+# AVX-512, AVX2 and the baseline and the loader picks the widest the CPU has (8, 4 or 2
+# doubles per instruction), the same bits on each. A loop vectorizes because it has only
+# arithmetic and integer operations on the bits of the doubles, no libm call, no branch,
+# no comparison of doubles. Two rules make that hold whatever gcc decides:
+# - Selects are bit masks (fastnn_below, fastnn_select). gcc's default -ftrapping-math does not
 #   vectorize `c if x > t else x` when the two sides lead to different arithmetic (it moves
 #   the arithmetic into one side of a branch, which it then may not run unconditionally).
 #   A clamp through a mask also keeps NaN.
-# - The array loops (tanh_array, expit_array) call only small helpers that gcc always
-#   inlines (_exp_reduced, vexp: measured, the loops run as fast as with the math written
-#   in). A loop calling a scalar tanh(x) function vectorizes only where gcc inlines that
-#   function, and gcc's heuristics left some call sites of activation_rows' copies out of
-#   line.
+# - The array loops are whole functions of their own (not inlined into the callers,
+#   whose own heuristics left some copies of a loop unvectorized), calling only small
+#   static inline helpers.
 #
 # kernels/numba/_vmath.py is the same algorithm, operation for operation: the two
 # backends give the same bits (tests/test_vmath.py checks it, and measures the errors
@@ -33,54 +32,14 @@
 # 2.480149332428289e-05, 2.7557585690682767e-06, 2.763016096987916e-07,
 # 2.5000137577444022e-08. 2**k is built from its bits, (k + 1023) << 52.
 
-from libc.math cimport copysign, fabs
-from libc.stdint cimport int64_t, uint64_t
+cdef extern from "_vmath.h":
+    double fastnn_exp(double x) noexcept nogil
+    void fastnn_tanh_f64(const double* x, Py_ssize_t n, double* out) noexcept nogil
+    void fastnn_tanh_f32(const float* x, Py_ssize_t n, float* out) noexcept nogil
+    void fastnn_expit_f64(const double* x, Py_ssize_t n, double* out) noexcept nogil
+    void fastnn_expit_f32(const float* x, Py_ssize_t n, float* out) noexcept nogil
 
 from _common cimport floating
-
-
-cdef union f64_bits:
-    double d
-    uint64_t u
-    int64_t i
-
-
-cdef inline uint64_t _bits(double x) noexcept nogil:
-    cdef f64_bits b
-    b.d = x
-    return b.u
-
-
-cdef inline double _from_bits(uint64_t u) noexcept nogil:
-    cdef f64_bits b
-    b.u = u
-    return b.d
-
-
-cdef inline uint64_t _below(uint64_t a, uint64_t c) noexcept nogil:
-    """All ones if a < c, else 0; a and c below 2**63 (bits of doubles >= +0 or NaN):
-    their order is the order of the doubles, NaN above +inf."""
-    return <uint64_t>0 - ((a - c) >> 63)
-
-
-cdef inline double _select(uint64_t mask, double if_set, double if_clear) noexcept nogil:
-    """if_set where mask is all ones, if_clear where it is 0 (a mask from _below)."""
-    return _from_bits((_bits(if_set) & mask) | (_bits(if_clear) & ~mask))
-
-
-cdef inline double _pow2(int64_t k) noexcept nogil:
-    """2.0**k from its bits, for integers k in [-1022, 1023]."""
-    return _from_bits(<uint64_t>(k + 1023) << 52)
-
-
-cdef inline double _exp_reduced(double r) noexcept nogil:
-    """exp(r) for |r| <= ln2/2: 1 + r + r**2 Q(r), Q in Estrin's scheme (the header)."""
-    cdef double r2 = r * r, r4 = r2 * r2
-    return 1.0 + (r + r2 * (((0.5000000000000011 + 0.16666666666666413 * r)
-                             + (0.04166666666653081 + 0.008333333333493669 * r) * r2)
-                            + r4 * (((0.001388888894343414 + 0.0001984126950782911 * r)
-                                     + (2.480149332428289e-05 + 2.7557585690682767e-06 * r) * r2)
-                                    + r4 * (2.763016096987916e-07 + 2.5000137577444022e-08 * r))))
 
 
 cdef inline double vexp(double x) noexcept nogil:
@@ -94,17 +53,7 @@ cdef inline double vexp(double x) noexcept nogil:
     output, not per hidden unit.
     Max error (tests/test_vmath.py): 1.04 ulp (np.exp: 0.71), 1 ulp from np.exp; rounded
     to float32 0.5 ulp."""
-    cdef f64_bits t, h
-    cdef double kd, r
-    cdef uint64_t abits = _bits(x) & 0x7fffffffffffffffULL
-    # 746 < |x| <= inf: +-746 (NaN kept)
-    x = _select(_below(0x4087500000000000ULL, abits) & ~_below(0x7ff0000000000000ULL, abits),
-                copysign(746.0, x), x)
-    t.d = x * 1.4426950408889634 + 6755399441055744.0
-    kd = t.d - 6755399441055744.0
-    h.d = kd * 0.5 + 6755399441055744.0  # k1 = round(k / 2)
-    r = (x - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10
-    return (_exp_reduced(r) * _pow2(h.i - 0x4338000000000000LL)) * _pow2(t.i - h.i)
+    return fastnn_exp(x)
 
 
 cdef inline void tanh_array(
@@ -122,29 +71,10 @@ cdef inline void tanh_array(
     the same bits as NumPy's reference (np.tanh in float64, rounded) for all 2**32 inputs
     (1 ulp from np.tanh on float32, whose own error is 1.37 ulp).
     """
-    cdef Py_ssize_t i
-    cdef f64_bits t
-    cdef double xi, a, z, small, y, kd, r, large
-    cdef uint64_t abits
-    for i in range(n):
-        xi = x[i]
-        abits = _bits(xi) & 0x7fffffffffffffffULL
-        # 20 < |x| <= inf: 20 (NaN kept)
-        a = _select(_below(0x4034000000000000ULL, abits)
-                    & ~_below(0x7ff0000000000000ULL, abits), 20.0, fabs(xi))
-        z = a * a
-        small = a + a * (z * ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
-                              - 1.61468768441708447952e3)
-                         / (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
-                            + 4.84406305325125486048e3))
-        # exp(y), y = 2a in [0, 40]: k <= 58, 2**k in one step
-        y = 2.0 * a
-        t.d = y * 1.4426950408889634 + 6755399441055744.0
-        kd = t.d - 6755399441055744.0
-        r = (y - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10
-        large = 1.0 - 2.0 / (_exp_reduced(r) * _pow2(t.i - 0x4338000000000000LL) + 1.0)
-        # |x| < 0.625: small
-        out[i] = copysign(_select(_below(abits, 0x3fe4000000000000ULL), small, large), xi)
+    if floating is double:
+        fastnn_tanh_f64(x, n, out)
+    else:
+        fastnn_tanh_f32(x, n, out)
 
 
 cdef inline void expit_array(
@@ -161,10 +91,7 @@ cdef inline void expit_array(
     np.exp, has the same), 2 ulp from NumPy's; float32 0.5 ulp (all 2**32 inputs; up to
     double rounding), 1 ulp from NumPy's.
     """
-    cdef Py_ssize_t i
-    cdef double xi, e
-    for i in range(n):
-        xi = x[i]
-        e = vexp(-fabs(xi))
-        # x < 0 (sign bit set): e / (1 + e)
-        out[i] = _select(<uint64_t>0 - (_bits(xi) >> 63), e, 1.0) / (1.0 + e)
+    if floating is double:
+        fastnn_expit_f64(x, n, out)
+    else:
+        fastnn_expit_f32(x, n, out)
