@@ -16,15 +16,12 @@ import numpy as np
 from .kernels import layout
 
 try:
-    from sklearn.callback import CallbackSupportMixin, with_callbacks
+    from sklearn.callback import CallbackSupportMixin  # its fit context: sklearn's _fit_context
 except ImportError:  # scikit-learn < 1.9
     AVAILABLE = False
 
     class CallbackSupportMixin:
         """Nothing: this scikit-learn has no callbacks."""
-
-    def with_callbacks(method):
-        return method
 else:
     AVAILABLE = True
 
