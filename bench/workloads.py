@@ -165,20 +165,22 @@ class FastnnTrainer:
     ``reset()`` draws fresh weights (scikit-learn's Glorot rule) and zeroes Adam's state;
     ``epoch(perm)`` is exactly one ``train_epoch`` call (a permutation is drawn from the
     trainer's RandomState when none is given); ``fit(epochs)`` = reset + epochs.
+    ``dropout`` drops that share of every hidden layer's outputs in training.
     """
 
-    def __init__(self, backend, workload, data, seed=SEED):
+    def __init__(self, backend, workload, data, seed=SEED, dropout=0.0):
         self.kernels = get_kernels(backend)
         self.workload, self.data, self.seed = workload, data, seed
         self.dtype = data.X.dtype
         # the workload's activation on every hidden layer
         self.table = layout.dense_table(workload.layer_sizes,
-                                        [fk.ACTIVATIONS[workload.activation]] * len(workload.hidden))
+                                        [fk.ACTIVATIONS[workload.activation]] * len(workload.hidden),
+                                        dropout=dropout)
         self.config = np.zeros(fk.N_CONFIG)
         self.config[[fk.LR, fk.BETA1, fk.BETA2, fk.EPSILON]] = LEARNING_RATE, BETA1, BETA2, EPSILON
         log_eps = float(np.finfo(self.dtype).eps)  # scikit-learn's clip of the log-loss
         self.problem = Problem(self.kernels, self.table, fk.SOFTMAX_CROSS_ENTROPY, log_eps,
-                               ALPHA)
+                               ALPHA, dropout_seed=seed)
         self.work = np.empty(layout.train_workspace_size(self.table, workload.batch_size),
                              self.dtype)
         self.reset()

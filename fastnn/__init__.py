@@ -1,6 +1,8 @@
 """fastnn: multilayer perceptrons trained on the CPU with compiled hot loops.
 
 ``MLPClassifier`` and ``MLPRegressor`` are drop-in replacements for scikit-learn's;
+``NeuralNetClassifier`` and ``NeuralNetRegressor`` train a network written with
+``fastnn.nn`` (PyTorch's layer names) as scikit-learn estimators;
 ``fastnn.functional`` and ``fastnn.optim`` expose the kernels with PyTorch's names and
 semantics; ``available_backends()`` lists the kernel implementations that work here;
 ``plot_loss_curve`` and ``plot_validation_curve`` draw a fit's loss curves and a search's
@@ -22,11 +24,13 @@ from ._backends import available_backends, check_kernels
 check_kernels(__path__[0])
 del check_kernels
 
-__all__ = ["MLPClassifier", "MLPRegressor", "available_backends", "plot_loss_curve",
-           "plot_validation_curve"]
+__all__ = ["MLPClassifier", "MLPRegressor", "NeuralNetClassifier", "NeuralNetRegressor",
+           "available_backends", "plot_loss_curve", "plot_validation_curve"]
 __version__ = "0.1.0"
 
 _LAZY = {"MLPClassifier": "_estimators", "MLPRegressor": "_estimators",
+         "NeuralNetClassifier": "_neuralnet", "NeuralNetRegressor": "_neuralnet",
+         "nn": None,
          "plot_loss_curve": "plotting", "plot_validation_curve": "plotting"}
 
 
@@ -34,6 +38,8 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
 
+        if _LAZY[name] is None:  # a submodule
+            return importlib.import_module(f".{name}", __name__)
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
 

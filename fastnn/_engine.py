@@ -44,6 +44,7 @@ class Problem:
     loss_param: float  # Huber's delta, or the log-losses' clipping eps
     alpha: float  # L2 penalty
     report_divisor: float = 1.0  # scikit-learn reports squared error averaged over outputs
+    dropout_seed: int = 0  # the seed of the dropout masks (table's DROP; kernels.dropout_)
 
 
     def forward(self, params, X):
@@ -321,7 +322,7 @@ def train_steps(problem, params, optimizer, code, config, X, Y, sample_weight, r
     loss_sum, penalty_sum, step, nonfinite = problem.kernels.train_epoch(
         X, Y, sample_weight, rows, batch_size, params, problem.table, problem.loss,
         problem.loss_param, problem.alpha, code, config, optimizer.moments, optimizer.step,
-        grads, work, *sums)
+        grads, work, *sums, problem.dropout_seed)
     optimizer.step = int(step)
     return loss_sum, penalty_sum, bool(nonfinite)
 

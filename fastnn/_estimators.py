@@ -100,6 +100,7 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(_ACTIVATIONS)), list, tuple],
         "negative_slope": [Interval(Real, 0, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "solver": [StrOptions({"lbfgs", *_STOCHASTIC})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -129,7 +130,7 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
                  learning_rate, learning_rate_init, power_t, max_iter, shuffle,
                  random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
                  early_stopping, validation_fraction, scoring, beta_1, beta_2, epsilon,
-                 n_iter_no_change, max_fun, negative_slope, backend):
+                 n_iter_no_change, max_fun, negative_slope, dropout, backend):
         """The parameters both estimators take (each subclass adds its own and gives
         the defaults, as scikit-learn's MLPs do)."""
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -157,6 +158,7 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.negative_slope = negative_slope
+        self.dropout = dropout
         self.backend = backend
 
     @classmethod
@@ -196,6 +198,18 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
                 f"of the {n_hidden} hidden layers, got {self.activation!r}"
             )
         return np.array([_k.ACTIVATIONS[a] for a in act], dtype=np.int64)
+
+    def _hidden_dropout(self, n_hidden):
+        """The dropout probability of each hidden layer's outputs (floats in [0, 1))."""
+        drop = self.dropout
+        drops = [drop] * n_hidden if np.ndim(drop) == 0 else list(np.ravel(drop))
+        if len(drops) != n_hidden or not all(
+                isinstance(p, Real) and not isinstance(p, bool) and 0 <= p < 1 for p in drops):
+            raise ValueError(
+                f"dropout must be a probability in [0, 1) for every hidden layer, or a list "
+                f"of one for each of the {n_hidden} hidden layers, got {self.dropout!r}"
+            )
+        return [float(p) for p in drops]
 
     def _layer_activations(self, n_layers):
         """The activation name of each layer's units, for the initialisation's scale
@@ -279,9 +293,33 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
                 f"{self.n_features_in_} features as input."
             )
 
+    def _network(self, n_features, n_outputs):
+        """The layer table of the network for ``n_features`` inputs and ``n_outputs``."""
+        hidden = self._hidden_sizes()
+        return layout.dense_table([n_features] + hidden + [n_outputs],
+                                  self._hidden_activations(len(hidden)),
+                                  float(self.negative_slope),
+                                  dropout=self._hidden_dropout(len(hidden)))
+
+    def _check_network(self):
+        """The network's parameters, checked before the data (their errors come first)."""
+        self._hidden_sizes()
+
+    def _initial_params(self, table, dtype):
+        """scikit-learn's Glorot-uniform initialisation."""
+        return layout.init_params(table, self._layer_activations(len(table)),
+                                  self._random_state, dtype)
+
+    def _flat(self, X):
+        """X as the kernels take it (NeuralNet*: samples of several dimensions flattened)."""
+        return X
+
     def _fit(self, X, y, sample_weight=None, incremental=False,
              validation_set=(None, None, None)):
-        hidden = self._hidden_sizes()
+        self._check_network()
+        X = self._flat(X)
+        if validation_set[0] is not None:
+            validation_set = (self._flat(validation_set[0]), *validation_set[1:])
         given = self._check_validation_set(*validation_set)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -296,11 +334,15 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
         sample_weight = self._sample_weight(sample_weight, X, y)
 
         self.n_outputs_ = Y.shape[1]
-        layer_sizes = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = self._seeded_random_state()
         self.backend_ = _backends.resolve(self.backend)
-        table = layout.dense_table(layer_sizes, self._hidden_activations(len(hidden)),
-                                   float(self.negative_slope))
+        table = self._network(X.shape[1], self.n_outputs_)
+        if layout.has_dropout(table) and self.solver == "lbfgs":
+            raise ValueError(
+                "dropout needs a stochastic solver (sgd, adam or rmsprop): L-BFGS needs "
+                "one deterministic loss to minimise, and dropout draws new masks at every "
+                "step; set the dropout to 0 or choose another solver")
+        layer_sizes = layout.layer_sizes(table)
         if first_pass:
             params = self._initialize(table, X.dtype)
         elif [c.shape[0] for c in self.coefs_] + [self.n_outputs_] != layer_sizes:
@@ -337,6 +379,8 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
         if validation is not None:
             task.score_on(validation.X, self._decode_validation_targets(validation.Y),
                           validation.sample_weight)
+        if layout.has_dropout(table):  # drawn last: the split is the one without dropout
+            problem.dropout_seed = int(self._random_state.randint(2**62, dtype=np.int64))
         state, history = _engine.fit_stochastic(
             problem, options, start, X, Y, sample_weight, self._random_state,
             incremental=incremental, validation=validation, poisson_constant=constant,
@@ -368,8 +412,7 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
         self.t_ = 0
         self.n_layers_ = len(table) + 1
         self.out_activation_ = self._out_activation()
-        params = layout.init_params(table, self._layer_activations(len(table)),
-                                    self._random_state, dtype)
+        params = self._initial_params(table, dtype)
         self._table = table  # the network that early stopping's scores predict with
         self._optimizer = None
         self._best_params = None
@@ -560,6 +603,7 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
         and messages of validate_data, without its generic machinery), else validate_data."""
         if not hasattr(self, "coefs_"):
             check_is_fitted(self)
+        X = self._flat(X)
         if (type(X) is np.ndarray and X.ndim == 2 and X.dtype in _FLOATS
                 and X.shape[0] > 0 and np.isfinite(X).all()):
             self._check_features(X, reset=False)
@@ -609,6 +653,7 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
                 sizes = [c.shape[0] for c in self.coefs_] + [self.coefs_[-1].shape[1]]
                 self._table = layout.dense_table(sizes, state["_hidden_acts"],
                                                  state["_negative_slope"])
+            self._table = layout.with_all_columns(self._table)  # pickled with fewer
             self._params = None
             self._set_params_flat(self._pack(), self._table)
 
@@ -674,7 +719,16 @@ _DOC_PARTS = {
     max_fun : int, default=15000
         Maximum loss evaluations of L-BFGS.
     negative_slope : float, default=0.01
-        Slope of "leaky_relu" for negative inputs.""",
+        Slope of "leaky_relu" for negative inputs.
+    dropout : float or list of float, default=0.0
+        Inverted dropout of the hidden layers' outputs in training (one probability for
+        every hidden layer, or a list with one per hidden layer): each unit is zeroed
+        with probability p and the kept ones scaled by 1 / (1 - p); prediction uses the
+        whole network. The masks are drawn in the compiled epoch from a hash of (seed,
+        step, layer, unit), the seed drawn from ``random_state``: the same seed gives the
+        same fit, on any backend and number of threads. ``loss_curve_`` is the training
+        loss with dropout; the validation loss and scores are without. Stochastic
+        solvers only.""",
     "backend": """\
     backend : {"auto", "numpy", "numba", "cython"}, default="auto"
         Kernel implementation; "auto" is the fastest available (see
@@ -798,7 +852,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  scoring=None,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 negative_slope=0.01, class_weight=None, backend="auto"):
+                 negative_slope=0.01, dropout=0.0, class_weight=None, backend="auto"):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -809,7 +863,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             scoring=scoring,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            negative_slope=negative_slope, backend=backend)
+            negative_slope=negative_slope, dropout=dropout, backend=backend)
         self.class_weight = class_weight
 
     def _validate_input(self, X, y, incremental, reset):
@@ -1142,7 +1196,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  scoring=None,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 delta=1.0, quantile=0.5, negative_slope=0.01, backend="auto"):
+                 delta=1.0, quantile=0.5, negative_slope=0.01, dropout=0.0, backend="auto"):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -1153,7 +1207,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             scoring=scoring,
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            negative_slope=negative_slope, backend=backend)
+            negative_slope=negative_slope, dropout=dropout, backend=backend)
         self.loss = loss
         self.delta = delta
         self.quantile = quantile

@@ -216,7 +216,7 @@ def _raw_outputs(scope, operator, container, est, proto_dtype, np_dtype):
     n_outputs) tensor. Hidden layer l applies the activation of row l of ``est._table``."""
     from skl2onnx.common._apply_operation import apply_add, apply_cast
 
-    acts, slope = _hidden_activations(est)
+    acts, slopes = _hidden_activations(est)
     a = operator.inputs[0].full_name
     if _proto_type(operator.inputs[0].type) != proto_dtype:
         cast = _name(scope, "cast_input")
@@ -233,18 +233,19 @@ def _raw_outputs(scope, operator, container, est, proto_dtype, np_dtype):
         container.add_node("MatMul", [a, coef], product,
                            name=scope.get_unique_operator_name("MatMul"))
         apply_add(scope, [product, intercept], z, container, broadcast=1)
-        a = z if layer == last else _activation(scope, container, z, acts[layer], slope,
-                                                layer)
+        a = z if layer == last else _activation(scope, container, z, acts[layer],
+                                                slopes[layer], layer)
     return a
 
 
 def _hidden_activations(est):
-    """The fitted per-layer activation codes and leaky ReLU slope (what predict uses:
-    the estimator's layer table)."""
+    """The fitted hidden layers' activation codes and leaky ReLU slopes (what predict
+    uses: the estimator's layer table)."""
     from .kernels import layout
 
     table = est._table
-    return [int(a) for a in layout.hidden_acts(table)], layout.act_param(table, 0)
+    return ([int(a) for a in layout.hidden_acts(table)],
+            [layout.act_param(table, l) for l in range(len(table) - 1)])
 
 
 _ONNX_ACTIVATIONS = {LOGISTIC: "Sigmoid", TANH: "Tanh", RELU: "Relu",

@@ -68,6 +68,7 @@ KERNELS = {
         "dense_forward",
         "dense_backward",
         "dense_backward_delta",
+        "dropout_",
     ),
     "loss": (
         "half_squared_error_loss_gradient",

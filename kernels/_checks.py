@@ -40,6 +40,7 @@ _SIGNATURES = {
     "dense_backward": "a_prev:in:2 delta:in:2 dW_out:out:2 db_out:out:1",
     "dense_backward_delta": "delta:in:2 W:in:2 a_prev:in:2 act_prev:int negative_slope:real "
                             "delta_prev_out:out:2",
+    "dropout_": "x:out:2 p:real seed:int step:int layer:int",
     "half_squared_error_loss_gradient": _LOSS.format(""),
     "absolute_error_loss_gradient": _LOSS.format(""),
     "huber_loss_gradient": _LOSS.format("delta:real "),
@@ -60,11 +61,12 @@ _SIGNATURES = {
                   "c1:real c2:real eps_in:real eps_out:real",
     "forward": "X:in:2 params:in:1 table:int64:2 work:out:1 raw_out:out:2",
     "forward_backward": "X:in:2 Y:in:2 sample_weight:in:1 params:in:1 table:int64:2 "
-                        "loss:int loss_param:real alpha:real grads_out:out:1 work:out:1",
+                        "loss:int loss_param:real alpha:real grads_out:out:1 work:out:1 "
+                        "seed:int step:int",
     "train_epoch": "X:in:2 Y:in:2 sample_weight:in:1 perm:int64:1 batch_size:int "
                    "params:out:1 table:int64:2 loss:int loss_param:real alpha:real "
                    "optimizer:int config:float64:1 state:out:2 step:int grads:out:1 "
-                   "work:out:1 loss_sum:real penalty_sum:real",
+                   "work:out:1 loss_sum:real penalty_sum:real seed:int",
 }
 
 # kernel -> ((name, kind, rank or 0 for a scalar), ...)

@@ -20,7 +20,13 @@ workspaces are, for ``rows`` rows,
 
 with ``width`` the sum of every layer's output size (``OUT_OFF[-1] + N_OUT[-1]``).
 
-Adding an op (conv2d, maxpool2d, dropout) means a spec, a branch in :func:`build_table`
+Dropout is not a row of its own: like an activation, it fuses into the layer whose
+output it drops (``DROP``, that layer's dropout probability, applied in training only;
+:class:`Dropout` in a layer list sets it on the layer before). Its masks take no memory:
+the kernels hash (seed, step, layer, unit) for them, forward and backward
+(``reference.dropout_``).
+
+Adding an op (conv2d, maxpool2d) means a spec, a branch in :func:`build_table`
 filling the same columns (and new ones it needs, say scratch offsets), and one kernel
 per implementation.
 """
@@ -28,6 +34,8 @@ per implementation.
 from typing import NamedTuple
 
 import numpy as np
+
+from . import SOFTMAX
 
 # Ops (column OP).
 DENSE = 0
@@ -45,11 +53,12 @@ OPS = {"dense": DENSE}
     W_OFF, W_LEN,  # weights in the flat parameter buffer
     B_OFF, B_LEN,  # bias in the flat parameter buffer
     OUT_OFF,  # the layer's output (and its delta) in a workspace row
+    DROP,  # the float64 probability, by its bits, that training drops an output unit
     N_COLUMNS,
-) = range(17)
+) = range(18)
 
 COLUMNS = ("OP", "ACT", "ACT_PARAM", "IN_C", "IN_H", "IN_W", "OUT_C", "OUT_H", "OUT_W", "N_IN", "N_OUT",
-           "W_OFF", "W_LEN", "B_OFF", "B_LEN", "OUT_OFF")
+           "W_OFF", "W_LEN", "B_OFF", "B_LEN", "OUT_OFF", "DROP")
 
 
 class Dense(NamedTuple):
@@ -60,6 +69,15 @@ class Dense(NamedTuple):
     n_out: int
     activation: int
     negative_slope: float = 0.0
+    dropout: float = 0.0  # probability that training drops an output unit (inverted dropout)
+
+
+class Dropout(NamedTuple):
+    """Inverted dropout of the previous layer's outputs in training (identity in
+    prediction): each unit is zeroed with probability ``p`` and the kept ones scaled by
+    1 / (1 - p). Fused into that layer's row (``DROP``)."""
+
+    p: float = 0.5
 
 
 def act_param(table, l):
@@ -67,10 +85,31 @@ def act_param(table, l):
     return float(table[l, ACT_PARAM:ACT_PARAM + 1].view(np.float64)[0])
 
 
+def drop_p(table, l):
+    """Layer ``l``'s dropout probability: the float64 whose bits ``DROP`` holds."""
+    return float(table[l, DROP:DROP + 1].view(np.float64)[0])
+
+
+def has_dropout(table):
+    """Whether training drops units of any layer."""
+    return bool(np.any(table[:, DROP] != 0))
+
+
 def build_table(layers):
-    """The int64 table of ``layers`` (a sequence of layer specs, e.g. :class:`Dense`),
-    shape (len(layers), N_COLUMNS). Raises ValueError naming the first layer whose input
-    does not match the previous layer's output, or whose size is not positive."""
+    """The int64 table of ``layers`` (a sequence of layer specs, e.g. :class:`Dense`;
+    a :class:`Dropout` sets the dropout of the layer before it), shape (n_layers,
+    N_COLUMNS). Raises ValueError naming the first layer whose input does not match the
+    previous layer's output, or whose size is not positive, and a dropout probability
+    outside [0, 1), on the output layer, on a softmax layer or before any layer."""
+    fused = []
+    for layer in layers:
+        if isinstance(layer, Dropout):
+            if not fused:
+                raise ValueError(f"{layer!r} must follow a layer whose outputs it drops")
+            fused[-1] = fused[-1]._replace(dropout=layer.p)
+        else:
+            fused.append(layer)
+    layers = fused
     table = np.zeros((len(layers), N_COLUMNS), dtype=np.int64)
     p = out = 0
     for l, layer in enumerate(layers):
@@ -81,9 +120,11 @@ def build_table(layers):
         if l and layer.n_in != table[l - 1, N_OUT]:
             raise ValueError(f"layer {l} ({layer}) takes {layer.n_in} inputs, but layer "
                              f"{l - 1} gives {table[l - 1, N_OUT]}")
+        _check_dropout(l, layer, last=l == len(layers) - 1)
         row = table[l]
         row[[OP, ACT]] = DENSE, layer.activation
         row[ACT_PARAM] = np.float64(layer.negative_slope).view(np.int64)
+        row[DROP] = np.float64(layer.dropout).view(np.int64)
         row[[IN_C, IN_H, IN_W, N_IN]] = layer.n_in, 1, 1, layer.n_in
         row[[OUT_C, OUT_H, OUT_W, N_OUT]] = layer.n_out, 1, 1, layer.n_out
         row[[W_OFF, W_LEN]] = p, layer.n_in * layer.n_out
@@ -94,26 +135,59 @@ def build_table(layers):
     return table
 
 
-def dense_table(layer_sizes, hidden_acts, negative_slope=0.0, output_act=0):
+def _check_dropout(l, layer, last):
+    p = layer.dropout
+    if not (isinstance(p, (int, float, np.integer, np.floating)) and 0.0 <= p < 1.0):
+        raise ValueError(f"layer {l} ({layer}): dropout must be in [0, 1), got {p!r}")
+    if p and last:
+        raise ValueError(f"layer {l} ({layer}): the output layer cannot drop units (its "
+                         "outputs are the loss's input)")
+    if p and layer.activation == SOFTMAX:
+        raise ValueError(f"layer {l} ({layer}): dropout after a softmax is not supported "
+                         "(its gradient couples the row's units)")
+
+
+def dense_table(layer_sizes, hidden_acts, negative_slope=0.0, output_act=0, dropout=0.0):
     """The table of a multilayer perceptron ``layer_sizes = [n_features, hidden...,
     n_outputs]`` whose hidden layers apply ``hidden_acts`` (one code each; leaky ReLU
-    with ``negative_slope``) and whose output layer ``output_act`` (identity: the loss
-    fuses the output activation)."""
+    with ``negative_slope``) and ``dropout`` (one probability for every hidden layer, or
+    one each), and whose output layer ``output_act`` (identity: the loss fuses the
+    output activation)."""
     sizes = [int(s) for s in layer_sizes]
     acts = [int(a) for a in hidden_acts] + [int(output_act)]
     if len(acts) != len(sizes) - 1:
         raise ValueError(f"{len(sizes) - 2} hidden layers need as many activations, got "
                          f"{len(acts) - 1}")
-    return build_table([Dense(a, b, f, float(negative_slope))
-                        for a, b, f in zip(sizes[:-1], sizes[1:], acts)])
+    drops = list(np.broadcast_to(np.asarray(dropout, dtype=np.float64),
+                                 (len(sizes) - 2,))) if np.ndim(dropout) == 0 else list(dropout)
+    if len(drops) != len(sizes) - 2:
+        raise ValueError(f"{len(sizes) - 2} hidden layers need as many dropout "
+                         f"probabilities, got {len(drops)}")
+    drops = [float(d) for d in drops] + [0.0]
+    return build_table([Dense(a, b, f, float(negative_slope), d)
+                        for a, b, f, d in zip(sizes[:-1], sizes[1:], acts, drops)])
 
 
 # ----------------------------------------------------------------- read off the table
 
 
+def with_all_columns(table):
+    """``table`` with the columns added since it was built (pickled by an older fastnn;
+    columns are only ever appended, and a new one's 0 means what the older table did)."""
+    if table.shape[1] >= N_COLUMNS:
+        return table
+    return np.hstack([table, np.zeros((len(table), N_COLUMNS - table.shape[1]), np.int64)])
+
+
+
 def hidden_acts(table):
     """The activation codes of every layer but the last (int64)."""
     return np.ascontiguousarray(table[:-1, ACT], dtype=np.int64)
+
+
+def layer_sizes(table):
+    """[n_in of the first layer, n_out of every layer]: an MLP's ``layer_sizes``."""
+    return [int(table[0, N_IN])] + [int(n) for n in table[:, N_OUT]]
 
 
 def n_params(table):

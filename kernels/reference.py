@@ -151,6 +151,70 @@ def dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_
     activation_grad_(a_prev, act_prev, negative_slope, delta_prev_out)
 
 
+# --------------------------------------------------------------------------- dropout
+#
+# Masks from a counter-based hash, so that they cost no memory and no RNG state, and the
+# three implementations (and any number of threads) draw the same ones. SplitMix64
+# (Steele, Lea and Flood, 2014): mix64 is its output function, and unit u of a layer is
+# the (u + 1)-th output of the stream that starts at the layer's key. All arithmetic is
+# on uint64, modulo 2**64.
+
+_MASK64 = 2**64 - 1
+_GAMMA, _M1, _M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _mix64_int(z):
+    """SplitMix64's output function on a Python int (mod 2**64)."""
+    z = ((z ^ (z >> 30)) * _M1) & _MASK64
+    z = ((z ^ (z >> 27)) * _M2) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _mix64(z):
+    """_mix64_int on a uint64 array (NumPy's uint64 arithmetic wraps modulo 2**64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
+    return z ^ (z >> np.uint64(31))
+
+
+def _dropout_key(seed, step, layer):
+    """The key of a layer's mask in the batch that makes update ``step``:
+    mix64(mix64(mix64(seed) + step * G) + (layer + 1) * G), G = 0x9E3779B97F4A7C15."""
+    k = (_mix64_int(int(seed) & _MASK64) + int(step) * _GAMMA) & _MASK64
+    return _mix64_int((_mix64_int(k) + (int(layer) + 1) * _GAMMA) & _MASK64)
+
+
+def _dropout_threshold(p):
+    """Unit u is kept iff mix64(key + (u + 1) * G) >= floor(p * 2**64): P(drop) = p up
+    to 2**-64 (p * 2**64 is exact in float64; the conversion truncates)."""
+    return int(p * 2.0**64)
+
+
+def _keep(key, p, n, k):
+    """The (n, k) boolean mask of kept units; unit u = i * k + j."""
+    u = np.arange(1, n * k + 1, dtype=np.uint64).reshape(n, k)
+    return _mix64(np.uint64(key) + u * np.uint64(_GAMMA)) >= np.uint64(_dropout_threshold(p))
+
+
+def _drop_(x, key, p, scale):
+    """x = x * scale where kept, 0 where dropped (in float64, stored in x's dtype)."""
+    x[...] = np.where(_keep(key, p, *x.shape), x.astype(np.float64) * scale, 0.0)
+
+
+@checked
+def dropout_(x, p, seed, step, layer):
+    """Inverted dropout in place: x = x / (1 - p) where kept, 0 where dropped, with the
+    mask the training kernels draw for layer ``layer`` in the batch of update ``step``
+    (``_dropout_key``; unit u = i * k + j of x (n, k) is kept iff
+    mix64(key + (u + 1) * G) >= floor(p * 2**64)). ``p`` in [0, 1); p = 0 leaves x as
+    it is. seed, step and layer are integers in [0, 2**63)."""
+    _check(0.0 <= p < 1.0, f"p must be in [0, 1), got {p}")
+    _check(min(seed, step, layer) >= 0, "seed, step and layer must be at least 0")
+    _check(max(seed, step, layer) < 2**63, "seed, step and layer must be below 2**63")
+    if p:
+        _drop_(x, _dropout_key(seed, step, layer), p, 1.0 / (1.0 - p))
+
+
 # --------------------------------------------------------------------------- losses
 #
 # Every loss takes y_true and raw of shape (n, k) and sample_weight of shape (n,), writes
@@ -455,6 +519,11 @@ def _check_table(table, params):
         if row[layout.OUT_OFF] != (table[l - 1, layout.OUT_OFF] + table[l - 1, layout.N_OUT]
                                    if l else 0):
             raise ValueError(f"table row {l}: OUT_OFF is not after the previous layer's")
+        p = layout.drop_p(table, l)
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"table row {l}: dropout probability {p} is not in [0, 1)")
+        if p and (l == len(table) - 1 or row[layout.ACT] == SOFTMAX):
+            raise ValueError(f"table row {l}: dropout on the output layer or a softmax")
 
 
 def _check_data(X, Y, sample_weight, table):
@@ -505,17 +574,29 @@ def forward(X, params, table, work, raw_out):
 
 @checked
 def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha,
-                     grads_out, work):
+                     grads_out, work, seed=0, step=0):
     """Loss and gradient of one batch, scikit-learn's convention.
 
     Returns (data_loss, penalty): data_loss = sum_i w_i loss_i (raw outputs, output
     activation fused into ``loss``), penalty = alpha / 2 * sum ||W||**2 (weights only).
     grads_out = d (data_loss + penalty) / d params / sum_i w_i; a zero weight sum raises
     ZeroDivisionError (train_epoch skips such batches).
+
+    Layers with dropout (the table's DROP, p_l) drop their output units with the masks
+    of (``seed``, ``step``, l) (``dropout_``), as train_epoch does in the batch that
+    makes update ``step``. The workspace keeps a layer's output masked but unscaled,
+    a_l = m_l * f_l(z_l), so that f' stays exact; the next layer applies the scale
+    s_l = 1 / (1 - p_l):
+        z_{l+1} = (a_l @ W_{l+1}) * s_l + b_{l+1}
+        dW_{l+1} = (a_l.T @ delta_{l+1}) * s_l
+        delta_l = m_l * s_l * (delta_{l+1} @ W_{l+1}.T) * f_l'(z_l)
+    (the products by s_l in float64, stored in the dtype; with no dropout s_l = 1 and
+    each is exact).
     """
     _check_table(table, params)
     _check_data(X, Y, sample_weight, table)
     _check_loss(loss)
+    _check(min(seed, step) >= 0, "seed and step must be at least 0")
     n, width = X.shape[0], layout.width(table)
     _check(grads_out.shape == params.shape, "grads_out must have the size of params")
     _check(work.shape[0] >= layout.forward_backward_workspace_size(table, n),
@@ -526,10 +607,18 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
     acts = _outputs(work[n:], table, n)
     deltas = _outputs(work[n + n * width:], table, n)
     L = len(layers)
+    drop = [layout.drop_p(table, l) for l in range(L)]
+    keys = [_dropout_key(seed, step, l) for l in range(L)]
+    scale_in = [1.0] + [1.0 / (1.0 - p) for p in drop[:-1]]  # layer l's input scale
     a = X
     for l, (W, b, act, slope) in enumerate(layers):
-        dense_forward(a, W, b, act, slope, acts[l])
-        a = acts[l]
+        z = acts[l]
+        np.matmul(a, W, out=z)
+        z[...] = z.astype(np.float64) * scale_in[l] + b
+        activation(z, act, slope, z)
+        if drop[l]:
+            _drop_(z, keys[l], drop[l], 1.0)
+        a = z
     name, has_param = LOSS_KERNELS[loss]
     extra = (loss_param,) if has_param else ()
     data_loss = globals()[name](Y, acts[-1], sample_weight, *extra, loss_out, deltas[-1])
@@ -545,8 +634,11 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
             _, _, act_prev, slope_prev = layers[l - 1]
             dense_backward_delta(deltas[l], layers[l][0], acts[l - 1], act_prev, slope_prev,
                                  deltas[l - 1])
+            if drop[l - 1]:
+                _drop_(deltas[l - 1], keys[l - 1], drop[l - 1], scale_in[l])
     grads = grads_out.astype(np.float64)
-    for dW, W in zip(layout.unflatten(grads, table)[0], coefs64):
+    for dW, W, s in zip(layout.unflatten(grads, table)[0], coefs64, scale_in):
+        dW *= s
         dW += alpha * W
     grads_out[:] = grads * scale
     return data_loss, penalty
@@ -555,7 +647,7 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
 @checked
 def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss_param,
                 alpha, optimizer, config, state, step, grads, work, loss_sum=0.0,
-                penalty_sum=0.0):
+                penalty_sum=0.0, seed=0):
     """One epoch of mini-batch training: rows X[perm[s:s + batch_size]] per batch, where
     ``perm`` (int64) lists the epoch's rows, each in [0, n_rows): a permutation of
     range(n_rows), or one slice of it (batch-aligned) when an epoch runs in several calls.
@@ -572,7 +664,9 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
                momentum buffer.
     ``step`` is the number of updates made before (t counts from step + 1). A batch whose
     weights sum to zero is skipped. A batch whose loss is not finite stops the epoch
-    before its update.
+    before its update. The batch that makes update t drops units with the masks of
+    (``seed``, t) (``forward_backward``; the table's DROP), so that slices of an epoch,
+    and epochs, give the masks one call would.
 
     Returns (loss_sum, penalty_sum, step, nonfinite): the sums over batches of
     batch_rows * data_loss / sum(w) and batch_rows * penalty / sum(w) (so that
@@ -599,6 +693,7 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
            "work is smaller than train_workspace_size")
     if config.shape != (N_CONFIG,):
         raise ValueError(f"config must have shape ({N_CONFIG},) (fastnn.kernels.CONFIG)")
+    _check(seed >= 0, "seed must be at least 0")
     n_in, n_out = int(table[0, layout.N_IN]), int(table[-1, layout.N_OUT])
     Xb = work[:B * n_in].reshape(B, n_in)
     Yb = work[B * n_in:B * (n_in + n_out)].reshape(B, n_out)
@@ -617,7 +712,7 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
         if sw == 0.0:
             continue
         data_loss, penalty = forward_backward(xb, yb, w, params, table, loss, loss_param,
-                                              alpha, grads, fb_work)
+                                              alpha, grads, fb_work, seed, step + 1)
         if not np.isfinite(data_loss + penalty):
             return loss_sum, penalty_sum, step, 1
         loss_sum += nb * data_loss / sw

@@ -15,7 +15,8 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")  # plot examples draw into files, never windows
 
 MODULES = ("fastnn", "fastnn.functional", "fastnn.optim", "fastnn._estimators",
-           "fastnn.plotting", "fastnn._progress", "fastnn.onnx")
+           "fastnn.plotting", "fastnn._progress", "fastnn.onnx", "fastnn.nn",
+           "fastnn._neuralnet")
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -58,6 +59,7 @@ def _public_names():
     names += [(f"fastnn.functional.{n}", getattr(functional, n)) for n in functional.__all__]
     names += [(f"fastnn.optim.{n}", getattr(optim, n)) for n in optim.__all__]
     names.append(("fastnn.optim.SGD.step", optim.SGD.step))
+    names.append(("fastnn.nn.Sequential", fastnn.nn.Sequential))
     for cls in (fastnn.MLPClassifier, fastnn.MLPRegressor):
         for method in ("fit", "partial_fit", "predict", "predict_proba", "predict_log_proba"):
             if method in vars(cls):

@@ -42,9 +42,9 @@ WRITTEN = {
     "rmsprop_step_": {"params", "square_avg", "grad_avg", "momentum_buf"},
     "adam_step_": {"params", "exp_avg", "exp_avg_sq"},
     "forward": {"work", "raw_out"}, "forward_backward": {"grads_out", "work"},
-    "train_epoch": {"params", "state", "grads", "work"},
+    "train_epoch": {"params", "state", "grads", "work"}, "dropout_": {"x"},
 }
-INTEGERS = {"act", "act_prev", "loss", "optimizer", "batch_size", "step"}  # codes, counts
+INTEGERS = {"act", "act_prev", "loss", "optimizer", "batch_size", "step", "seed", "layer"}  # codes, counts
 FLAGS = {"nesterov", "first_step", "centered", "decoupled_weight_decay"}
 
 
@@ -66,14 +66,15 @@ def good_call():
             X=X, Y=Y, sample_weight=np.ones(N), params=params, table=table,
             loss=fk.SOFTMAX_CROSS_ENTROPY, loss_param=1e-16, alpha=1e-4,
             grads_out=np.empty_like(params),
-            work=np.empty(layout.forward_backward_workspace_size(table, N))),
+            work=np.empty(layout.forward_backward_workspace_size(table, N)), seed=3, step=1),
         "train_epoch": dict(
             X=X, Y=Y, sample_weight=np.ones(N), perm=np.arange(N, dtype=np.int64),
             batch_size=B, params=params.copy(), table=table, loss=fk.SOFTMAX_CROSS_ENTROPY,
             loss_param=1e-16, alpha=1e-4, optimizer=fk.ADAM, config=cfg,
             state=np.zeros((2, params.size)), step=0, grads=np.empty_like(params),
             work=np.empty(layout.train_workspace_size(table, B)), loss_sum=0.0,
-            penalty_sum=0.0),
+            penalty_sum=0.0, seed=3),
+        "dropout_": dict(x=rs.normal(size=(n, n_out)), p=0.5, seed=1, step=2, layer=0),
         "activation": dict(x=rs.normal(size=(n, n_out)), act=fk.TANH, negative_slope=0.01,
                            out=np.empty((n, n_out))),
         "activation_grad_": dict(a=np.tanh(rs.normal(size=(n, n_out))), act=fk.TANH,
@@ -145,6 +146,12 @@ TRAINING_CALLS = [
     ("forward", "bias outside params", dict(table="b_off"), "params"),
     ("forward", "shapes that do not chain", dict(table="n_in"), "shape"),
     ("forward", "a layer wider than a BLAS int", dict(table="n_out huge"), "shape"),
+    ("forward", "dropout of 1", dict(table="drop 1"), "dropout"),
+    ("forward_backward", "dropout NaN", dict(table="drop nan"), "dropout"),
+    ("forward_backward", "negative seed", dict(seed=-1), "seed"),
+    ("forward_backward", "negative step", dict(step=-2), "step"),
+    ("train_epoch", "negative seed", dict(seed=-1), "seed"),
+    ("train_epoch", "dropout on the output layer", dict(table="drop last"), "dropout"),
     ("forward_backward", "X columns", dict(X=np.zeros((N, 3))), "X"),
     ("forward_backward", "Y shape", dict(Y=np.zeros((N, 2))), "Y"),
     ("forward_backward", "Y rows", dict(Y=np.zeros((N - 1, 3))), "Y"),
@@ -179,6 +186,9 @@ TABLE_EDITS = {
     "w_off": (layout.W_OFF, 10**6), "w_off max": (layout.W_OFF, 2**63 - 10),
     "b_off": (layout.B_OFF, 10**6), "n_in": (layout.N_IN, 5),
     "n_out huge": (layout.N_OUT, 2**40),
+    "drop 1": (layout.DROP, np.float64(1.0).view(np.int64)),
+    "drop nan": (layout.DROP, np.float64(np.nan).view(np.int64)),
+    "drop last": (layout.DROP, np.float64(0.5).view(np.int64), -1),
 }
 
 SINGLE_CALLS = [
@@ -194,6 +204,9 @@ SINGLE_CALLS = [
     ("dense_forward", "z_out rows", dict(z_out=np.empty((n - 1, n_out))), "z_out"),
     ("dense_forward", "z_out columns", dict(z_out=np.empty((n, n_out + 1))), "z_out"),
     ("dense_forward", "unknown act", dict(act=12), "act"),
+    ("dropout_", "p of 1", dict(p=1.0), "p"),
+    ("dropout_", "negative p", dict(p=-0.5), "p"),
+    ("dropout_", "negative layer", dict(layer=-1), "layer"),
     ("dense_forward", "unknown act, no rows",
      dict(a=np.empty((0, n_in)), z_out=np.empty((0, n_out)), act=-2), "act"),
     ("dense_backward", "delta rows", dict(delta=np.zeros((n - 1, n_out))), "delta"),
@@ -259,7 +272,10 @@ def _type_rows():
             elif name == "config":  # float64 whatever the data's dtype
                 row("float32", value.astype(np.float32))
             else:  # the call's floats: float32 among float64
-                row("float32, the others float64", value.astype(np.float32))
+                n_floats = sum(isinstance(v, np.ndarray) and v.dtype == np.float64
+                               for k, v in args.items() if k != "config")
+                if n_floats > 1:  # a kernel of one float array takes float32 too
+                    row("float32, the others float64", value.astype(np.float32))
                 if first_float:
                     row("int64", value.astype(np.int64))
                     row("a list", value.tolist(), TypeError)

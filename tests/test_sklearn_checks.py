@@ -1,5 +1,7 @@
 """scikit-learn's estimator checks on both estimators, on every backend: all must pass,
-with no expected failures."""
+with one expected failure, for dropout only: a row of weight 3 is one row under one mask,
+its three repeats are three rows under three masks, so weights and repeats cannot give
+the same fit (the check does pass for every estimator without dropout)."""
 
 import warnings
 
@@ -12,10 +14,19 @@ ESTIMATORS = [
     Estimator(backend=backend)
     for backend in available_backends()
     for Estimator in (MLPClassifier, MLPRegressor)
-] + [MLPRegressor(loss="quantile", quantile=0.3)]  # a loss parameter of its own
+] + [MLPRegressor(loss="quantile", quantile=0.3),  # a loss parameter of its own
+      MLPClassifier(dropout=0.2), MLPRegressor(dropout=[0.1])]  # randomness in the epoch
 
 
-@parametrize_with_checks(ESTIMATORS)
+def expected_failures(estimator):
+    if getattr(estimator, "dropout", 0.0) == 0.0:
+        return {}
+    reason = "dropout draws one mask per row: a weighted row is not its repeats"
+    return {"check_sample_weight_equivalence_on_dense_data": reason,
+            "check_sample_weight_equivalence_on_sparse_data": reason}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)
 def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # the checks fit few epochs

@@ -36,7 +36,10 @@ clf = MLPClassifier(hidden_layer_sizes=(512, 256), max_iter=3, batch_size=300,
                     random_state=0, backend=backend).fit(X, y)
 reg = MLPRegressor(hidden_layer_sizes=(128,), solver="lbfgs", max_iter=20, random_state=0,
                    backend=backend).fit(X, X[:, 0] ** 2)
-for name, est in (("clf", clf), ("reg", reg)):
+# dropout masks drawn inside each column block of the parallel GEMMs
+drop = MLPRegressor(hidden_layer_sizes=(512, 256), dropout=(0.3, 0.2), max_iter=2,
+                    batch_size=300, random_state=0, backend=backend).fit(X, X[:, 0] ** 2)
+for name, est in (("clf", clf), ("reg", reg), ("drop", drop)):
     out[name] = {
         "params": [a.tobytes().hex() for a in est.coefs_ + est.intercepts_],
         "loss_curve": getattr(est, "loss_curve_", None), "loss": est.loss_,
@@ -64,7 +67,7 @@ def test_one_and_two_threads_give_the_same_bits(backend):
     one, two = fit_with_threads(backend, 1), fit_with_threads(backend, 2)
     assert one.pop("openmp_threads") in (0, 1)
     assert two.pop("openmp_threads") in (0, 2)  # 0: a build without OpenMP
-    for name in ("clf", "reg"):
+    for name in ("clf", "reg", "drop"):
         assert one[name]["loss_curve"] == two[name]["loss_curve"], name
         assert one[name]["loss"] == two[name]["loss"], name
         assert one[name]["params"] == two[name]["params"], name

@@ -14,6 +14,7 @@ from .dense import (
     dense_backward,
     dense_backward_delta,
     dense_forward,
+    dropout_,
 )
 from .loss import (
     absolute_error_loss_gradient,

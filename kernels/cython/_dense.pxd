@@ -10,6 +10,7 @@
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 from _common cimport LEAKY_RELU, LOGISTIC, RELU, SOFTMAX, TANH, floating
+from _dropout cimport Mask, drop_cols
 from _vmath cimport expit_array, tanh_array, vexp
 
 # Column blocks of the bias-gradient sum: a double accumulator on the stack.
@@ -221,10 +222,15 @@ cdef inline void dense_forward_cols(
     Py_ssize_t c0,
     Py_ssize_t c1,
     double* e,  # scratch, n_out doubles (softmax only; else may be NULL)
+    double in_scale,  # s: the previous layer's dropout scale 1 / (1 - p), else 1.0
+    const Mask* mask,  # IN this layer's dropout mask, or NULL (no dropout; never softmax)
 ) noexcept nogil:
-    """Columns [c0, c1) of z_out = f(a @ W + b): z = f(a @ W[:, c0:c1] + b[c0:c1]); the
-    bias is added in the array type, f runs in double, row by row (the row stays in L1
-    between the two passes)."""
+    """Columns [c0, c1) of z_out = m * f((a @ W) * s + b): z = m * f((a @ W[:, c0:c1]) * s
+    + b[c0:c1]), m the dropout mask (unit i * n_out + j; kept units unscaled, as
+    reference.forward_backward stores them), 1 without one. The bias is added as
+    (double)z * s + b, stored in the type (for s = 1 exactly the sum z + b in the type,
+    which keeps its own loop); f runs in double, row by row (the row stays in L1 between
+    the two passes); the mask is one pass over the block."""
     cdef Py_ssize_t i, j, nc = c1 - c0
     cdef floating* z
     if nc <= 0:
@@ -233,9 +239,17 @@ cdef inline void dense_forward_cols(
          z_out + c0, <int>n_out)
     for i in range(n):
         z = z_out + i * n_out + c0
-        for j in range(nc):
-            z[j] = z[j] + b[c0 + j]
+        if in_scale == 1.0:  # no dropout before: the sum in the type, exactly as before
+            for j in range(nc):
+                z[j] = z[j] + b[c0 + j]
+        else:
+            for j in range(nc):
+                z[j] = <double>z[j] * in_scale + b[c0 + j]
         activation_rows(z, 1, nc, act, negative_slope, z, e)
+    if mask != NULL:  # after f: a = m * f(z), so that f' from a stays exact
+        # one call per block, not per row: a block's rows are 32-64 columns, where the
+        # call costs (measured: 64 x 256 in blocks of 32, 6.5 us against 7.7 per row)
+        drop_cols(z_out, n, n_out, c0, c1, mask, 0, 1.0)
 
 
 cdef inline void dense_backward_cols(
@@ -282,13 +296,27 @@ cdef inline void dense_backward_delta_cols(
     floating* delta_prev_out,  # OUT columns [c0, c1) of (n, n_in)
     Py_ssize_t c0,
     Py_ssize_t c1,
+    const Mask* mask,  # IN the previous layer's dropout mask, or NULL (no dropout)
+    double scale,  # its scale 1 / (1 - p) (read only with a mask)
 ) noexcept nogil:
-    """Columns [c0, c1) of delta_prev_out = (delta @ W.T) * f'(z_prev), f' taken from
-    a_prev = f(z_prev): delta_prev = (delta @ W[c0:c1].T) * f'(z_prev[:, c0:c1])."""
-    cdef Py_ssize_t i, nc = c1 - c0
+    """Columns [c0, c1) of delta_prev_out = m * s * (delta @ W.T) * f'(z_prev), f' taken
+    from a_prev = f(z_prev): delta_prev = (delta @ W[c0:c1].T) * f'(z_prev[:, c0:c1]),
+    then, with a mask m (unit i * n_in + j), delta_prev * s where kept and 0 where
+    dropped (each product stored in the type, in the reference's order; after relu,
+    whose f' is 0 on every dropped unit, only the product by s)."""
+    cdef Py_ssize_t i, j, nc = c1 - c0
+    cdef floating* d
+    # relu's f' = [a > 0] has zeroed every dropped unit (a = +0.0 there), and the mask
+    # would multiply the others by s: the same bits as the mask, with no hash
+    cdef bint scale_only = mask != NULL and act_prev == RELU
     if nc <= 0:
         return
     matmul_transposed(delta, W + c0 * n_out, n, nc, n_out, delta_prev_out + c0, n_in)
     for i in range(n):
-        activation_grad_rows(a_prev + i * n_in + c0, 1, nc, act_prev, negative_slope,
-                             delta_prev_out + i * n_in + c0)
+        d = delta_prev_out + i * n_in + c0
+        activation_grad_rows(a_prev + i * n_in + c0, 1, nc, act_prev, negative_slope, d)
+        if scale_only:
+            for j in range(nc):
+                d[j] = <double>d[j] * scale
+    if mask != NULL and not scale_only:  # one call per block, as dense_forward_cols
+        drop_cols(delta_prev_out, n, n_in, c0, c1, mask, 0, scale)

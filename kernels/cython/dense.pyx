@@ -3,8 +3,8 @@
 Same names, signatures and semantics as fastnn.kernels.reference (the full docstrings live
 there). Arrays are C-contiguous (n_samples, n_features); the GEMMs go to the BLAS through
 scipy.linalg.cython_blas, everything else is a serial nogil loop in double precision. The
-math is the pointer-based cores of _dense.pxd, shared with train.pyx; these wrappers check
-shapes and codes.
+math is the pointer-based cores of _dense.pxd and _dropout.pxd, shared with train.pyx;
+these wrappers check shapes and codes.
 
 Each kernel is a Python-level function over a fused-type implementation (``_<name>``),
 whose memoryviews refuse arrays of the wrong dtype, rank, layout or writeability; when a
@@ -12,6 +12,7 @@ call fails, the kernel raises fastnn.kernels._checks' error naming the argument 
 (the memoryviews' own messages name none), at no cost to calls that succeed.
 """
 
+from libc.stdint cimport uint64_t
 from libc.stdlib cimport free, malloc
 
 from _common cimport (
@@ -22,6 +23,7 @@ from _dense cimport (
     TRANSPOSE_MAX, activation_grad_rows, activation_rows, dense_backward_cols,
     dense_backward_delta_cols, dense_forward_cols, matmul_transposed,
 )
+from _dropout cimport Mask, drop_cols, dropout_mask
 
 from .._checks import argument_error
 
@@ -108,6 +110,17 @@ def dense_backward_delta(delta, W, a_prev, act_prev, negative_slope, delta_prev_
         ) or exc from None
 
 
+def dropout_(x, p, seed, step, layer):
+    """Inverted dropout in place, x = x / (1 - p) where kept, 0 where dropped, with the mask
+    of layer ``layer`` in the batch of update ``step``: unit u = i * k + j of x (n, k) is
+    kept iff mix64(key + (u + 1) * G) >= floor(p * 2**64), key = dropout_key(seed, step,
+    layer). p in [0, 1) (p = 0 leaves x as it is); seed, step, layer in [0, 2**63)."""
+    try:
+        _dropout_(x, p, seed, step, layer)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("dropout_", (x, p, seed, step, layer)) or exc from None
+
+
 # --------------------------------------------------------------------------- implementations
 
 
@@ -154,7 +167,7 @@ def _dense_forward(
     cdef double* e = _scratch(n_out)
     with nogil:
         dense_forward_cols(cptr2(a), n, n_in, cptr2(W), cptr1(b), n_out, <int>act,
-                           negative_slope, ptr2(z_out), 0, n_out, e)
+                           negative_slope, ptr2(z_out), 0, n_out, e, 1.0, <Mask*>NULL)
     free(e)
 
 
@@ -189,7 +202,28 @@ def _dense_backward_delta(
     with nogil:
         dense_backward_delta_cols(cptr2(delta), cptr2(W), cptr2(a_prev), n, n_in, n_out,
                                   <int>act_prev, negative_slope, ptr2(delta_prev_out), 0,
-                                  n_in)
+                                  n_in, <Mask*>NULL, 1.0)
+
+
+def _dropout_(
+    floating[:, ::1] x not None,  # INOUT (n, k)
+    double p,
+    Py_ssize_t seed,  # ints are Py_ssize_t: converted by __index__ (a float raises)
+    Py_ssize_t step,
+    Py_ssize_t layer,
+):
+    cdef Mask mask
+    cdef double scale
+    if not (0.0 <= p < 1.0):  # NaN fails too
+        raise ValueError(f"p must be in [0, 1), got {p}")
+    if seed < 0 or step < 0 or layer < 0:
+        raise ValueError("seed, step and layer must be at least 0")
+    if p == 0.0:  # no mask drawn: x as it is (not even x * 1.0)
+        return
+    mask = dropout_mask(<uint64_t>seed, <uint64_t>step, <uint64_t>layer, p)
+    scale = 1.0 / (1.0 - p)
+    with nogil:  # one row of n * k columns: unit i * k + j is element i * k + j
+        drop_cols(ptr2(x), 1, 0, 0, x.shape[0] * x.shape[1], &mask, 0, scale)
 
 
 # --------------------------------------------------------------------------- test hooks

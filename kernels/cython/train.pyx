@@ -5,8 +5,14 @@ flat parameter layout and the workspace layouts live there). Each call validates
 arguments once, then runs without the GIL on raw pointers: ``train_epoch`` makes every
 mini-batch's gather, forward pass, fused loss-and-gradient, backward pass, L2 term and
 optimizer update inside one ``nogil`` block, with no Python object, no allocation and no
-memoryview operation per batch. The math is the cores of _dense.pxd, _loss.pxd and
-_optim.pxd, the same the single kernels (dense.pyx, loss.pyx, optim.pyx) run.
+memoryview operation per batch. The math is the cores of _dense.pxd, _dropout.pxd,
+_loss.pxd and _optim.pxd, the same the single kernels (dense.pyx, loss.pyx, optim.pyx) run.
+
+Dropout (the table's DROP) is fused into the layers' column blocks: the forward block
+masks its output after the activation (kept units unscaled), the next layer's block
+scales its product by s = 1 / (1 - p), and the backward delta block masks and scales
+the delta after f'. The masks are hashed from (seed, step, layer, unit) on the fly, the
+same in the forward and the backward pass, whichever thread runs a block.
 
 Each kernel is a Python-level function over a fused-type implementation (``_<name>``),
 whose memoryviews refuse arrays of the wrong dtype, rank, layout or writeability; when a
@@ -16,7 +22,7 @@ call fails, the kernel raises fastnn.kernels._checks' error naming the argument 
 
 from libc.limits cimport INT_MAX
 from libc.math cimport isfinite, pow, sqrt
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -27,6 +33,7 @@ from _dense cimport (
     block_start, column_blocks, dense_backward_cols, dense_backward_delta_cols,
     dense_forward_cols,
 )
+from _dropout cimport Mask, dropout_mask
 from _loss cimport (
     LossParams, absolute_error, binary_log, elementwise_loss_rows, half_squared_error, huber,
     log_clip_params, poisson, quantile, softmax_cross_entropy_rows,
@@ -120,7 +127,8 @@ cdef enum:  # the layer table's columns, and its one op
     B_OFF = 13
     B_LEN = 14
     OUT_OFF = 15
-    N_COLUMNS = 16
+    DROP = 16
+    N_COLUMNS = 17
     DENSE = 0
 
 # Layers of a network (rows of its table): the per-layer values live on the stack.
@@ -144,7 +152,7 @@ TABLE_COLUMNS = {
     "OP": OP, "ACT": ACT, "ACT_PARAM": ACT_PARAM, "IN_C": IN_C, "IN_H": IN_H, "IN_W": IN_W,
     "OUT_C": OUT_C, "OUT_H": OUT_H, "OUT_W": OUT_W, "N_IN": N_IN, "N_OUT": N_OUT,
     "W_OFF": W_OFF, "W_LEN": W_LEN, "B_OFF": B_OFF, "B_LEN": B_LEN, "OUT_OFF": OUT_OFF,
-    "N_COLUMNS": N_COLUMNS, "DENSE": DENSE,
+    "DROP": DROP, "N_COLUMNS": N_COLUMNS, "DENSE": DENSE,
 }
 
 
@@ -160,6 +168,7 @@ ctypedef struct Net:  # the layer table's values, read once per call (no arithme
     Py_ssize_t max_width  # max(n_1, ..., n_L): the softmax scratch
     int act[MAX_LAYERS]  # layer l's activation code
     double slope[MAX_LAYERS]  # layer l's activation parameter (leaky ReLU's slope)
+    double drop[MAX_LAYERS]  # layer l's dropout probability p_l in [0, 1), training only
     int n_threads  # OpenMP threads (1 in the serial build)
     Pace* pace  # the calling thread's (_openmp.h)
 
@@ -198,6 +207,12 @@ cdef int _network(const int64_t[:, ::1] table, Py_ssize_t n_params, Net* net) ex
                              f"({n_params} values)")
         if row[OUT_OFF] != (table[l - 1, OUT_OFF] + table[l - 1, N_OUT] if l > 0 else 0):
             raise ValueError(f"table row {l}: OUT_OFF is not after the previous layer's")
+        memcpy(&net.drop[l], &row[DROP], sizeof(double))  # a float64 by its bits
+        if not (0.0 <= net.drop[l] < 1.0):  # NaN fails too
+            raise ValueError(f"table row {l}: dropout probability {net.drop[l]} is not in "
+                             f"[0, 1)")
+        if net.drop[l] != 0.0 and (l == L - 1 or row[ACT] == SOFTMAX):
+            raise ValueError(f"table row {l}: dropout on the output layer or a softmax")
         net.size[l] = row[N_IN]
         net.size[l + 1] = row[N_OUT]
         net.w_off[l] = row[W_OFF]
@@ -284,29 +299,38 @@ cdef inline void _forward_layers(
     Py_ssize_t n,
     floating** out,  # OUT out[l] (n, n_{l+1}); out[L - 1] gets the raw output
     double* e,  # scratch, max_width doubles
+    const Mask* masks,  # IN (L,): the batch's dropout masks; NULL: no dropout (prediction)
+    const double* scale_in,  # IN (L,): s_{l-1} = 1 / (1 - p_{l-1}), 1 for l = 0; or NULL
 ) noexcept nogil:
-    """out[l] = f_l(out[l - 1] @ W_l + b_l): f_l = net.act[l] with net.slope[l]; each
-    layer by the column blocks of its output (_dense.pxd), on the threads if it is large."""
+    """out[l] = m_l * f_l((out[l - 1] @ W_l) * s_{l-1} + b_l): f_l = net.act[l] with
+    net.slope[l], m_l layer l's dropout mask where it drops units (masks given and
+    net.drop[l] != 0), else 1; each layer by the column blocks of its output (_dense.pxd),
+    on the threads if it is large."""
     cdef Py_ssize_t l, p, blocks, n_in, n_out, L = net.n_layers
     cdef const floating* a = X
     cdef const floating* W
     cdef const floating* b
+    cdef const Mask* mask
+    cdef double s
     for l in range(L):
         n_in, n_out = net.size[l], net.size[l + 1]
         W, b = params + net.w_off[l], params + net.b_off[l]
+        mask = &masks[l] if masks != NULL and net.drop[l] != 0.0 else NULL
+        s = scale_in[l] if scale_in != NULL else 1.0
         blocks = 1 if net.act[l] == SOFTMAX else column_blocks(n_out)  # softmax: row-wise
         if _parallel(net, blocks, 2.0 * n * n_in * n_out):  # never softmax: no scratch
             for p in prange(blocks, num_threads=net.n_threads, schedule="dynamic"):
                 dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
                                    out[l], block_start(n_out, blocks, p),
-                                   block_start(n_out, blocks, p + 1), <double*>NULL)
+                                   block_start(n_out, blocks, p + 1), <double*>NULL, s,
+                                   mask)
                 _ran(net)
             _paced(net)
         else:
             for p in range(blocks):
                 dense_forward_cols(a, n, n_in, W, b, n_out, net.act[l], net.slope[l],
                                    out[l], block_start(n_out, blocks, p),
-                                   block_start(n_out, blocks, p + 1), e)
+                                   block_start(n_out, blocks, p + 1), e, s, mask)
         a = out[l]
 
 
@@ -357,9 +381,12 @@ cdef void _backward_layer(
     Py_ssize_t n,
     floating* grads_out,  # OUT layer l's dW and db
     floating* delta_prev,  # OUT (n, n_l), the previous layer's delta; unused for l = 0
+    const Mask* mask_prev,  # IN the previous layer's dropout mask, or NULL (none)
+    double scale_prev,  # its scale s_{l-1} = 1 / (1 - p_{l-1}) (read only with a mask)
 ) noexcept nogil:
     """dW_l, db_l and (l > 0) delta_{l-1} of one layer: the column blocks of dW and of
-    delta_{l-1} are independent items of one parallel loop."""
+    delta_{l-1} are independent items of one parallel loop. dW_l is a_{l-1}.T @ delta_l
+    (its scale s_{l-1} is applied in the L2 pass); delta_{l-1} is masked and scaled."""
     cdef Py_ssize_t p, n_in = net.size[l], n_out = net.size[l + 1]
     cdef Py_ssize_t bw = column_blocks(n_out), bd = 0
     cdef const floating* W = params + net.w_off[l]
@@ -367,18 +394,20 @@ cdef void _backward_layer(
         bd = 1 if net.act[l - 1] == SOFTMAX else column_blocks(n_in)
     if _parallel(net, bw + bd, 2.0 * n * n_in * n_out * (2 if l else 1)):
         for p in prange(bw + bd, num_threads=net.n_threads, schedule="dynamic"):
-            _backward_item(net, l, W, a_prev, delta, n, grads_out, delta_prev, bw, bd, p)
+            _backward_item(net, l, W, a_prev, delta, n, grads_out, delta_prev, bw, bd, p,
+                           mask_prev, scale_prev)
             _ran(net)
         _paced(net)
     else:
         for p in range(bw + bd):
-            _backward_item(net, l, W, a_prev, delta, n, grads_out, delta_prev, bw, bd, p)
+            _backward_item(net, l, W, a_prev, delta, n, grads_out, delta_prev, bw, bd, p,
+                           mask_prev, scale_prev)
 
 
 cdef inline void _backward_item(
     const Net* net, Py_ssize_t l, const floating* W, const floating* a_prev,
     const floating* delta, Py_ssize_t n, floating* grads_out, floating* delta_prev,
-    Py_ssize_t bw, Py_ssize_t bd, Py_ssize_t p,
+    Py_ssize_t bw, Py_ssize_t bd, Py_ssize_t p, const Mask* mask_prev, double scale_prev,
 ) noexcept nogil:
     """Item p of _backward_layer: block p of dW (p < bw), else block p - bw of delta_prev."""
     cdef Py_ssize_t n_in = net.size[l], n_out = net.size[l + 1]
@@ -386,11 +415,11 @@ cdef inline void _backward_item(
         dense_backward_cols(a_prev, delta, n, n_in, n_out, grads_out + net.w_off[l],
                             grads_out + net.b_off[l], block_start(n_out, bw, p),
                             block_start(n_out, bw, p + 1))
-    else:  # a softmax layer's delta is one block, every column
+    else:  # a softmax layer's delta is one block, every column (and drops no unit)
         dense_backward_delta_cols(delta, W, a_prev, n, n_in, n_out, net.act[l - 1],
                                   net.slope[l - 1], delta_prev,
                                   block_start(n_in, bd, p - bw),
-                                  block_start(n_in, bd, p - bw + 1))
+                                  block_start(n_in, bd, p - bw + 1), mask_prev, scale_prev)
 
 
 cdef inline double _loss_gradient(
@@ -443,34 +472,50 @@ cdef double _forward_backward_rows(
     floating* work,  # scratch: loss_out (n) | a_1 .. a_L | delta_1 .. delta_L
     double* e,  # scratch, max_width doubles
     double* penalty_out,  # OUT alpha / 2 * sum ||W||**2
+    uint64_t seed,  # the dropout masks of (seed, step, l) (reference._dropout_key)
+    uint64_t step,
 ) noexcept nogil:
     """One batch: returns data_loss = sum_i w_i loss_i; grads_out = d (data_loss + penalty)
-    / d params * scale (reference.forward_backward)."""
+    / d params * scale (reference.forward_backward, dropout included: a_l = m_l * f_l(z_l),
+    z_{l+1} = (a_l @ W_{l+1}) * s_l + b_{l+1}, dW_{l+1} = (a_l.T @ delta_{l+1}) * s_l,
+    delta_l = m_l * s_l * (delta_{l+1} @ W_{l+1}.T) * f_l'(z_l), s_l = 1 / (1 - p_l))."""
     cdef Py_ssize_t l, i, n_w, L = net.n_layers
     cdef floating* acts[MAX_LAYERS]
     cdef floating* deltas[MAX_LAYERS]
+    cdef Mask masks[MAX_LAYERS]
+    cdef double scale_in[MAX_LAYERS]  # layer l's input scale s_{l-1}
     cdef floating* loss_out = work
     cdef const floating* a_prev
     cdef const floating* W
     cdef floating* G
-    cdef double data_loss, sq_sum = 0.0
+    cdef double s, data_loss, sq_sum = 0.0
     for l in range(L):  # loss_out (n) | outputs (n x width) | deltas (n x width)
         acts[l] = work + n + n * net.out_off[l]
         deltas[l] = work + n + n * net.width_sum + n * net.out_off[l]
+        masks[l] = dropout_mask(seed, step, <uint64_t>l, net.drop[l])
+        scale_in[l] = 1.0 / (1.0 - net.drop[l - 1]) if l else 1.0  # exactly 1 for p = 0
 
-    _forward_layers(net, params, X, n, acts, e)
+    _forward_layers(net, params, X, n, acts, e, masks, scale_in)
     data_loss = _loss_gradient(loss, prm, Y, acts[L - 1], sample_weight, n, net.size[L],
                                loss_out, deltas[L - 1], e)
     for l in range(L - 1, -1, -1):
         _backward_layer(net, l, params, X if l == 0 else acts[l - 1], deltas[l], n,
-                        grads_out, deltas[l - 1] if l else <floating*>NULL)
-    # L2 term (weights only) and the 1 / sum(w) scale in one pass over the buffer
+                        grads_out, deltas[l - 1] if l else <floating*>NULL,
+                        &masks[l - 1] if l and net.drop[l - 1] != 0.0 else <Mask*>NULL,
+                        scale_in[l])
+    # dropout's scale of dW, the L2 term (weights only) and the 1 / sum(w) scale in one
+    # pass over the buffer
     for l in range(L):
         W = params + net.w_off[l]
         G = grads_out + net.w_off[l]
         n_w = net.size[l] * net.size[l + 1]
-        for i in range(n_w):
-            G[i] = (G[i] + alpha * W[i]) * scale
+        s = scale_in[l]
+        if s == 1.0:  # no dropout before: the loop as before it existed
+            for i in range(n_w):
+                G[i] = (G[i] + alpha * W[i]) * scale
+        else:
+            for i in range(n_w):
+                G[i] = (G[i] * s + alpha * W[i]) * scale
         sq_sum += _sum_of_squares(W, n_w)
         G = grads_out + net.b_off[l]
         for i in range(net.size[l + 1]):
@@ -501,6 +546,7 @@ cdef int _train_epoch_rows(
     double* loss_sum,  # INOUT
     double* penalty_sum,  # INOUT
     int64_t* step,  # INOUT
+    uint64_t seed,  # the batch that makes update t drops with the masks of (seed, t)
 ) noexcept nogil:
     """The epoch loop of reference.train_epoch; returns 1 if a non-finite loss stopped it."""
     cdef Py_ssize_t batch, start, r, nb, src, B = batch_size
@@ -526,7 +572,8 @@ cdef int _train_epoch_rows(
         if sw == 0.0:
             continue
         data_loss = _forward_backward_rows(net, params, Xb, Yb, wb, nb, loss, prm, alpha,
-                                           1.0 / sw, grads, fb_work, e, &penalty)
+                                           1.0 / sw, grads, fb_work, e, &penalty, seed,
+                                           <uint64_t>(step[0] + 1))  # t: this update's
         if not isfinite(data_loss + penalty):
             return 1
         loss_sum[0] += nb * data_loss / sw
@@ -584,33 +631,37 @@ def forward(X, params, table, work, raw_out):
 
 
 def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha, grads_out,
-                     work):
+                     work, seed=0, step=0):
     """Loss and gradient of one batch: returns (data_loss, penalty), data_loss = sum_i w_i
     loss_i, penalty = alpha / 2 sum ||W||**2; grads_out = d (data_loss + penalty) / d params
-    / sum_i w_i. A zero weight sum raises ZeroDivisionError (as the reference)."""
+    / sum_i w_i. A zero weight sum raises ZeroDivisionError (as the reference). Layers with
+    dropout (the table's DROP) drop units with the masks of (seed, step, layer), as
+    train_epoch in the batch that makes update ``step``."""
     try:
         return _forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha,
-                                 grads_out, work)
+                                 grads_out, work, seed, step)
     except (TypeError, ValueError) as exc:
         raise argument_error("forward_backward", (X, Y, sample_weight, params, table, loss,
-                                                  loss_param, alpha, grads_out, work)
+                                                  loss_param, alpha, grads_out, work, seed,
+                                                  step)
                              ) or exc from None
 
 
 def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss_param, alpha,
-                optimizer, config, state, step, grads, work, loss_sum=0.0, penalty_sum=0.0):
+                optimizer, config, state, step, grads, work, loss_sum=0.0, penalty_sum=0.0,
+                seed=0):
     """One epoch (or a batch-aligned slice of one) of mini-batch training over rows
     X[perm[s:s + batch_size]]: returns (loss_sum, penalty_sum, step, nonfinite) as the
-    reference."""
+    reference. The batch that makes update t drops units with the masks of (seed, t)."""
     try:
         return _train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss,
                             loss_param, alpha, optimizer, config, state, step, grads, work,
-                            loss_sum, penalty_sum)
+                            loss_sum, penalty_sum, seed)
     except (TypeError, ValueError) as exc:
         raise argument_error(
             "train_epoch", (X, Y, sample_weight, perm, batch_size, params, table, loss,
                             loss_param, alpha, optimizer, config, state, step, grads, work,
-                            loss_sum, penalty_sum)
+                            loss_sum, penalty_sum, seed)
         ) or exc from None
 
 
@@ -638,7 +689,8 @@ def _forward(
             out[l] = ptr1(work) + n * net.out_off[l]
         out[net.n_layers - 1] = ptr2(raw_out)
         if n > 0:
-            _forward_layers(&net, cptr1(params), cptr2(X), n, out, e)
+            _forward_layers(&net, cptr1(params), cptr2(X), n, out, e, <Mask*>NULL,
+                            <double*>NULL)  # prediction: no dropout, no scale
     free(e)
 
 
@@ -653,6 +705,8 @@ def _forward_backward(
     double alpha,
     floating[::1] grads_out not None,  # OUT (n_params,)
     floating[::1] work not None,  # scratch: loss_out | outputs | deltas
+    Py_ssize_t seed,  # the dropout masks' (reference._dropout_key); a float raises
+    Py_ssize_t step,
 ):
     cdef Net net
     cdef Py_ssize_t i, n = X.shape[0]
@@ -662,6 +716,8 @@ def _forward_backward(
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
     _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
     _check_shape("sample_weight", (sample_weight.shape[0],), (n,))
+    if seed < 0 or step < 0:
+        raise ValueError("seed and step must be at least 0")
     _check_shape("grads_out", (grads_out.shape[0],), (net.n_params,))
     _check_work(work.shape[0], <object>n * (1 + 2 * net.width_sum),
                 "forward_backward_workspace_size")
@@ -674,7 +730,8 @@ def _forward_backward(
     with nogil:
         data_loss = _forward_backward_rows(&net, cptr1(params), cptr2(X), cptr2(Y),
                                            cptr1(sample_weight), n, <int>loss, &prm, alpha,
-                                           1.0 / sw, ptr1(grads_out), ptr1(work), e, &penalty)
+                                           1.0 / sw, ptr1(grads_out), ptr1(work), e,
+                                           &penalty, <uint64_t>seed, <uint64_t>step)
     free(e)
     return data_loss, penalty
 
@@ -698,6 +755,7 @@ def _train_epoch(
     floating[::1] work not None,  # scratch: X_batch | Y_batch | w_batch | forward_backward's
     double loss_sum,  # IN, the sums of the epoch's earlier slices, continued
     double penalty_sum,  # IN
+    Py_ssize_t seed,  # the dropout masks' (reference._dropout_key); a float raises
 ):
     cdef Net net
     cdef Py_ssize_t i, n = X.shape[0], m = perm.shape[0], B = batch_size
@@ -715,6 +773,8 @@ def _train_epoch(
     _check_shape("sample_weight", (sample_weight.shape[0],), (n,))
     _check_shape("grads", (grads.shape[0],), (net.n_params,))
     _check_shape("config", (config.shape[0],), (N_CONFIG,))
+    if seed < 0:
+        raise ValueError("seed must be at least 0")
     cdef Py_ssize_t state_rows = 1 if optimizer == SGD or optimizer == SGD_NESTEROV else 2
     if state.shape[0] < state_rows or state.shape[1] != net.n_params:
         raise ValueError(
@@ -737,7 +797,7 @@ def _train_epoch(
         nonfinite = _train_epoch_rows(
             &net, cptr2(X), cptr2(Y), cptr1(sample_weight), m, &perm[0], B, ptr1(params),
             <int>loss, &prm, alpha, <int>optimizer, &config[0], ptr2(state), state1, ptr1(grads),
-            ptr1(work), e, &loss_sum, &penalty_sum, &step,
+            ptr1(work), e, &loss_sum, &penalty_sum, &step, <uint64_t>seed,
         )
     free(e)
     return loss_sum, penalty_sum, step, nonfinite

@@ -11,7 +11,9 @@ package imports numba but compiles nothing.
 import scipy.linalg.cython_blas  # noqa: F401, E402
 
 from .. import KERNELS
-from .dense import activation, activation_grad_, dense_backward, dense_backward_delta, dense_forward
+from .dense import (
+    activation, activation_grad_, dense_backward, dense_backward_delta, dense_forward, dropout_,
+)
 from .loss import (
     absolute_error_loss_gradient,
     binary_log_loss_gradient,

@@ -161,6 +161,56 @@ def activation_grad_(a, act, negative_slope, delta):
                 df[i] = negative_slope * float(df[i])
 
 
+# --------------------------------------------------------------------------- dropout
+# reference._dropout_key and its masks, on uint64 throughout (Numba turns uint64 mixed
+# with int64 into float64); uint64 arithmetic wraps modulo 2**64, as SplitMix64 needs.
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_ONE = np.uint64(1)
+
+
+@jit
+def _mix64(z):
+    """SplitMix64's output function."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@jit
+def _dropout_key(seed, step, layer):
+    """mix64(mix64(mix64(seed) + step * G) + (layer + 1) * G); integers >= 0."""
+    k = _mix64(np.uint64(seed)) + np.uint64(step) * _GAMMA
+    return _mix64(_mix64(k) + (np.uint64(layer) + _ONE) * _GAMMA)
+
+
+@jit
+def _drop_(x, key, p, scale):
+    """x[i, j] = x[i, j] * scale if unit u = i * k + j is kept, else 0; kept iff
+    mix64(key + (u + 1) * G) >= floor(p * 2**64) (reference.dropout_threshold)."""
+    n, k = x.shape
+    thr = np.uint64(p * 18446744073709551616.0)
+    for i in range(n):
+        base = key + np.uint64(i * k) * _GAMMA
+        for j in range(k):
+            h = _mix64(base + np.uint64(j + 1) * _GAMMA)
+            x[i, j] = float(x[i, j]) * scale if h >= thr else 0.0
+
+
+@kernel
+def dropout_(x, p, seed, step, layer):
+    """Inverted dropout in place: x = x / (1 - p) where kept, 0 where dropped, with the
+    masks of the training kernels (reference.dropout_)."""
+    if not (p >= 0.0 and p < 1.0):
+        raise ValueError("dropout_: p must be in [0, 1)")
+    if seed < 0 or step < 0 or layer < 0:
+        raise ValueError("dropout_: seed, step and layer must be at least 0")
+    if p != 0.0:
+        _drop_(x, _dropout_key(seed, step, layer), p, 1.0 / (1.0 - p))
+
+
 # --------------------------------------------------------------------------- dense layer
 
 
@@ -176,10 +226,24 @@ def dense_forward(a, W, b, act, negative_slope, z_out):
         raise ValueError("dense_forward: b must have shape (n_out,), n_out the columns of W")
     if z_out.shape[0] != n or z_out.shape[1] != n_out:
         raise ValueError("dense_forward: z_out must have shape (n, n_out): a's rows, W's columns")
+    _dense_forward_scaled(a, W, b, act, negative_slope, 1.0, z_out)
+
+
+@jit
+def _dense_forward_scaled(a, W, b, act, negative_slope, in_scale, z_out):
+    """z_out = f((a @ W) * in_scale + b), shapes checked by the caller (in_scale: the
+    previous layer's dropout scale, in training)."""
+    n = a.shape[0]
+    n_out = W.shape[1]
     np.dot(a, W, z_out)  # BLAS gemm straight into z_out
-    for i in range(n):
-        for j in range(n_out):
-            z_out[i, j] += b[j]  # in the dtype, as the reference's z_out += b
+    if in_scale == 1.0:
+        for i in range(n):
+            for j in range(n_out):
+                z_out[i, j] += b[j]  # in the dtype, as the reference's z_out += b
+    else:
+        for i in range(n):
+            for j in range(n_out):
+                z_out[i, j] = float(z_out[i, j]) * in_scale + float(b[j])
     if act != IDENTITY:
         activation(z_out, act, negative_slope, z_out)
 

@@ -20,10 +20,11 @@ from .. import (
     SOFTMAX_CROSS_ENTROPY, SQUARED_ERROR,
 )
 from ..layout import (
-    ACT, ACT_PARAM, B_LEN, B_OFF, DENSE, N_COLUMNS, N_IN, N_OUT, OP, OUT_OFF, W_LEN, W_OFF,
+    ACT, ACT_PARAM, B_LEN, B_OFF, DENSE, DROP, N_COLUMNS, N_IN, N_OUT, OP, OUT_OFF, W_LEN,
+    W_OFF,
 )
 from ._config import jit, kernel
-from .dense import dense_backward, dense_backward_delta, dense_forward
+from .dense import _dense_forward_scaled, _drop_, _dropout_key, dense_backward, dense_backward_delta
 from .loss import (
     absolute_error_loss_gradient, binary_log_loss_gradient, half_squared_error_loss_gradient,
     huber_loss_gradient, poisson_loss_gradient, quantile_loss_gradient,
@@ -64,6 +65,18 @@ def _slope(table, l):
 
 
 @jit
+def _drop_p(table, l):
+    """Layer l's dropout probability, the float64 whose bits DROP holds."""
+    return table[l, DROP:DROP + 1].view(np.float64)[0]
+
+
+@jit
+def _in_scale(table, l):
+    """The dropout scale 1 / (1 - p) of layer l's input (1 for the first layer)."""
+    return 1.0 if l == 0 else 1.0 / (1.0 - _drop_p(table, l - 1))
+
+
+@jit
 def _width(table):
     """Outputs per row of all layers together (a workspace region's row)."""
     L = table.shape[0]
@@ -98,6 +111,11 @@ def _check_table(table, params):
         expected = 0 if l == 0 else table[l - 1, OUT_OFF] + table[l - 1, N_OUT]
         if table[l, OUT_OFF] != expected:
             raise ValueError("table: OUT_OFF is not after the previous layer's")
+        p = _drop_p(table, l)
+        if not (p >= 0.0 and p < 1.0):
+            raise ValueError("table: a dropout probability is not in [0, 1)")
+        if p != 0.0 and (l == table.shape[0] - 1 or table[l, ACT] == SOFTMAX):
+            raise ValueError("table: dropout on the output layer or a softmax")
 
 
 @jit
@@ -129,16 +147,20 @@ def _sum_f64(w):
 
 
 @jit
-def _forward(X, params, table, acts, raw_out):
+def _forward(X, params, table, acts, raw_out, training, seed, step):
     """raw_out = the network's raw output; every other layer's output into its block of
-    ``acts`` (``_block``); layer l applies its ACT."""
+    ``acts`` (``_block``); layer l applies its ACT. ``training``: with the dropout of
+    (seed, step), outputs stored masked and unscaled (reference.forward_backward)."""
     n = X.shape[0]
     L = table.shape[0]
     for l in range(L):
         z = raw_out if l == L - 1 else _block(acts, n, table, l)
         a = X if l == 0 else _block(acts, n, table, l - 1)
-        dense_forward(a, _coef(params, table, l), _intercept(params, table, l),
-                      table[l, ACT], _slope(table, l), z)
+        _dense_forward_scaled(a, _coef(params, table, l), _intercept(params, table, l),
+                             table[l, ACT], _slope(table, l),
+                             _in_scale(table, l) if training else 1.0, z)
+        if training and _drop_p(table, l) != 0.0:
+            _drop_(z, _dropout_key(seed, step, l), _drop_p(table, l), 1.0)
 
 
 @jit
@@ -168,10 +190,12 @@ def _loss_gradient(loss, loss_param, y_true, raw, sample_weight, loss_out, gradi
 
 @jit
 def _l2_and_scale(params, table, alpha, scale, grads_out):
-    """grads_out = (grads_out + alpha W) * scale on weights, grads_out * scale on biases;
-    returns the penalty alpha / 2 * sum W**2 (float64), from the same pass over W."""
+    """grads_out = (grads_out * s + alpha W) * scale on weights (s: the dropout scale of
+    the layer's input, 1 without), grads_out * scale on biases; returns the penalty
+    alpha / 2 * sum W**2 (float64), from the same pass over W."""
     s0 = s1 = s2 = s3 = 0.0  # four partial sums: a single chain is add-latency bound
     for l in range(table.shape[0]):
+        s = _in_scale(table, l)
         i = table[l, W_OFF]
         w_end = i + table[l, W_LEN]
         while i + 4 <= w_end:
@@ -183,15 +207,15 @@ def _l2_and_scale(params, table, alpha, scale, grads_out):
             s1 += w1 * w1
             s2 += w2 * w2
             s3 += w3 * w3
-            grads_out[i] = (float(grads_out[i]) + alpha * w0) * scale
-            grads_out[i + 1] = (float(grads_out[i + 1]) + alpha * w1) * scale
-            grads_out[i + 2] = (float(grads_out[i + 2]) + alpha * w2) * scale
-            grads_out[i + 3] = (float(grads_out[i + 3]) + alpha * w3) * scale
+            grads_out[i] = (float(grads_out[i]) * s + alpha * w0) * scale
+            grads_out[i + 1] = (float(grads_out[i + 1]) * s + alpha * w1) * scale
+            grads_out[i + 2] = (float(grads_out[i + 2]) * s + alpha * w2) * scale
+            grads_out[i + 3] = (float(grads_out[i + 3]) * s + alpha * w3) * scale
             i += 4
         for j in range(i, w_end):
             w0 = float(params[j])
             s0 += w0 * w0
-            grads_out[j] = (float(grads_out[j]) + alpha * w0) * scale
+            grads_out[j] = (float(grads_out[j]) * s + alpha * w0) * scale
         for j in range(table[l, B_OFF], table[l, B_OFF] + table[l, B_LEN]):
             grads_out[j] = float(grads_out[j]) * scale
     return 0.5 * alpha * ((s0 + s1) + (s2 + s3))
@@ -199,7 +223,7 @@ def _l2_and_scale(params, table, alpha, scale, grads_out):
 
 @jit
 def _forward_backward(X, Y, sample_weight, sw, params, table, loss, loss_param, alpha,
-                      grads_out, work):
+                      grads_out, work, seed, step):
     """forward_backward without the argument checks; ``sw`` = sum(sample_weight) != 0."""
     n = X.shape[0]
     L = table.shape[0]
@@ -209,7 +233,7 @@ def _forward_backward(X, Y, sample_weight, sw, params, table, loss, loss_param, 
     deltas = work[n + n * width:n + 2 * n * width]
 
     raw = _block(acts, n, table, L - 1)
-    _forward(X, params, table, acts, raw)
+    _forward(X, params, table, acts, raw, True, seed, step)
     data_loss = _loss_gradient(loss, loss_param, Y, raw, sample_weight, loss_out,
                                _block(deltas, n, table, L - 1))
 
@@ -223,8 +247,12 @@ def _forward_backward(X, Y, sample_weight, sw, params, table, loss, loss_param, 
             a_prev = _block(acts, n, table, l - 1)
             dense_backward(a_prev, delta, dW, db)
             # a_prev is layer l - 1's output: its activation's derivative
+            delta_prev = _block(deltas, n, table, l - 1)
             dense_backward_delta(delta, _coef(params, table, l), a_prev, table[l - 1, ACT],
-                                 _slope(table, l - 1), _block(deltas, n, table, l - 1))
+                                 _slope(table, l - 1), delta_prev)
+            if _drop_p(table, l - 1) != 0.0:
+                _drop_(delta_prev, _dropout_key(seed, step, l - 1), _drop_p(table, l - 1),
+                      _in_scale(table, l))
 
     penalty = _l2_and_scale(params, table, alpha, 1.0 / sw, grads_out)
     return data_loss, penalty
@@ -248,17 +276,18 @@ def forward(X, params, table, work, raw_out):
         raise ValueError("forward: raw_out must have shape (X rows, the last layer's N_OUT)")
     if work.shape[0] < n * table[L - 1, OUT_OFF]:
         raise ValueError("forward: work is smaller than forward_workspace_size")
-    _forward(X, params, table, work, raw_out)
+    _forward(X, params, table, work, raw_out, False, 0, 0)
 
 
 @kernel
 def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha, grads_out,
-                     work):
+                     work, seed=0, step=0):
     """Loss and gradient of one batch, scikit-learn's convention.
 
     Returns (data_loss, penalty): data_loss = sum_i w_i loss_i (raw outputs, output
     activation fused into ``loss``), penalty = alpha / 2 * sum ||W||**2 (weights only,
     summed in float64). grads_out = d (data_loss + penalty) / d params / sum_i w_i.
+    Dropout (the table's DROP) with the masks of (seed, step), as the reference.
     """
     _check_table(table, params)
     _check_data(X, Y, sample_weight, table)
@@ -268,17 +297,19 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
         raise ValueError("forward_backward: grads_out must have the size of params")
     if work.shape[0] < n * (1 + 2 * _width(table)):
         raise ValueError("forward_backward: work is smaller than its workspace size")
+    if seed < 0 or step < 0:
+        raise ValueError("forward_backward: seed and step must be at least 0")
     sw = _sum_f64(sample_weight)
     if sw == 0.0:  # the reference's 1 / sum(w) raises here too
         raise ZeroDivisionError("forward_backward: sample weights sum to zero")
     return _forward_backward(X, Y, sample_weight, sw, params, table, loss, loss_param, alpha,
-                             grads_out, work)
+                             grads_out, work, seed, step)
 
 
 @kernel
 def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss_param,
                 alpha, optimizer, config, state, step, grads, work, loss_sum=0.0,
-                penalty_sum=0.0):
+                penalty_sum=0.0, seed=0):
     """One epoch (or a batch-aligned slice of one) of mini-batch training over rows
     X[perm[s:s + batch_size]], in one call.
 
@@ -287,7 +318,8 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
     (scikit-learn's rules; ``config`` slots LR, MOMENTUM, BETA1, BETA2, EPSILON; Adam's
     c1 = sqrt(1 - BETA2**t) / (1 - BETA1**t) and RMSprop's 1 / (1 - BETA2**t) computed
     once per step). Zero-weight batches are skipped; a non-finite loss stops the epoch
-    before its update.
+    before its update. The batch that makes update t drops units with the masks of
+    (seed, t).
 
     Returns (loss_sum, penalty_sum, step, nonfinite) as the reference documents.
     """
@@ -302,6 +334,8 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
     size = params.shape[0]
     if B < 1:
         raise ValueError("train_epoch: batch_size must be at least 1")
+    if seed < 0:
+        raise ValueError("train_epoch: seed must be at least 0")
     m = perm.shape[0]
     for i in range(m):
         if perm[i] < 0 or perm[i] >= n:
@@ -350,7 +384,8 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
         if sw == 0.0:
             continue
         data_loss, penalty = _forward_backward(xb, yb, wb, sw, params, table, loss,
-                                               loss_param, alpha, grads, fb_work)
+                                               loss_param, alpha, grads, fb_work, seed,
+                                               step + 1)
         if not np.isfinite(data_loss + penalty):
             return loss_sum, penalty_sum, step, 1
         loss_sum += nb * data_loss / sw
