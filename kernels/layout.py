@@ -158,8 +158,7 @@ def dense_table(layer_sizes, hidden_acts, negative_slope=0.0, output_act=0, drop
     if len(acts) != len(sizes) - 1:
         raise ValueError(f"{len(sizes) - 2} hidden layers need as many activations, got "
                          f"{len(acts) - 1}")
-    drops = list(np.broadcast_to(np.asarray(dropout, dtype=np.float64),
-                                 (len(sizes) - 2,))) if np.ndim(dropout) == 0 else list(dropout)
+    drops = [dropout] * (len(sizes) - 2) if np.ndim(dropout) == 0 else list(dropout)
     if len(drops) != len(sizes) - 2:
         raise ValueError(f"{len(sizes) - 2} hidden layers need as many dropout "
                          f"probabilities, got {len(drops)}")
