@@ -9,7 +9,7 @@ import sys
 DESCRIPTION = ("fastnn: multilayer perceptrons on the CPU with compiled hot loops. "
                "Run 'fastnn COMMAND --help' for a command's options.")
 
-STORY_NAMES = {"1": "truth_table", "2": "outliers", "3": "digits"}
+STORY_NAMES = {"1": "truth_table", "2": "outliers", "3": "digits", "4": "cnn"}
 
 
 def _integer(text):
@@ -81,7 +81,7 @@ def _stories(text):
         name = STORY_NAMES.get(part, part)
         if name not in STORY_NAMES.values():
             raise argparse.ArgumentTypeError(
-                f"unknown story {part!r}; expected 1, 2, 3 or {', '.join(STORY_NAMES.values())}")
+                f"unknown story {part!r}; expected 1, 2, 3, 4 or {', '.join(STORY_NAMES.values())}")
         names.append(name)
     return names
 
@@ -95,18 +95,23 @@ def build_parser():
                                 title="commands")
 
     demo = sub.add_parser(
-        "demo", help="three short stories about what a loss does to learning: tables, PNGs",
+        "demo", help="four short stories about what a loss does to learning: tables, PNGs",
         description="1. a sigmoid network on a truth table, squared error vs log-loss; "
                     "2. a line through 40 points with 5 outliers: squared error, Huber, "
                     "absolute error; 3. digits: fastnn vs scikit-learn, accuracy and fit "
-                    "time. Each prints a table and writes a PNG (with matplotlib).")
+                    "time; 4. digits as images: a small CNN vs the MLP (or, with "
+                    "--cifar10 DIR, the article's CIFAR-10 model). Each prints a table and "
+                    "writes a PNG (with matplotlib).")
     demo.add_argument("--out", default="fastnn-demo", metavar="DIR",
                       help="folder for the PNGs (default ./fastnn-demo)")
     demo.add_argument("--epochs", type=_positive_int, default=30,
-                      help="training epochs of story 3, digits (default 30)")
+                      help="training epochs of stories 3 and 4 (default 30)")
     demo.add_argument("--stories", type=_stories, default=list(STORY_NAMES.values()),
-                      metavar="LIST", help="which stories, e.g. 1,3 (default all three)")
+                      metavar="LIST", help="which stories, e.g. 1,3 (default all four)")
     demo.add_argument("--no-plots", action="store_true", help="print the tables only")
+    demo.add_argument("--cifar10", metavar="DIR",
+                      help="story 4 trains the article's model on CIFAR-10 from DIR (the "
+                           "Python batches, cifar-10-batches-py; fastnn downloads nothing)")
 
     bench = sub.add_parser(
         "bench", help="fastnn vs scikit-learn (and PyTorch if installed): time per step",
@@ -168,8 +173,14 @@ def main(argv=None):
     if args.command == "demo":
         from . import _demo
 
-        _demo.run(epochs=args.epochs, plot_dir=None if args.no_plots else args.out,
-                  stories=args.stories)
+        try:
+            _demo.run(epochs=args.epochs, plot_dir=None if args.no_plots else args.out,
+                      stories=args.stories, cifar10=args.cifar10)
+        except (FileNotFoundError, ValueError) as exc:  # --cifar10's data: bad input
+            if args.cifar10 is None:
+                raise
+            print(f"fastnn demo: error: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "bench":
         from . import _bench

@@ -34,6 +34,9 @@ from ._progress import Progress
 from .kernels import layout
 
 
+PREDICT_WORK = 2**24  # elements of forward's workspace per call (64 MiB in float32)
+
+
 @dataclass
 class Problem:
     """What is fitted: the network's shape and the loss, with the kernels that run it."""
@@ -48,10 +51,16 @@ class Problem:
 
 
     def forward(self, params, X):
-        """Raw network outputs (before the output activation) for the rows of X."""
-        raw = np.empty((X.shape[0], int(self.table[-1, layout.N_OUT])), dtype=params.dtype)
-        work = np.empty(layout.forward_workspace_size(self.table, X.shape[0]), params.dtype)
-        self.kernels.forward(X, params, self.table, work, raw)
+        """Raw network outputs (before the output activation) for the rows of X, in
+        chunks of rows whose hidden outputs fit in PREDICT_WORK elements (one chunk for
+        most MLPs; a few hundred CIFAR images per chunk)."""
+        n = X.shape[0]
+        raw = np.empty((n, int(self.table[-1, layout.N_OUT])), dtype=params.dtype)
+        rows = max(1, min(n, PREDICT_WORK // max(1, int(self.table[-1, layout.OUT_OFF]))))
+        work = np.empty(layout.forward_workspace_size(self.table, rows), params.dtype)
+        for start in range(0, max(n, 1), rows):  # rows are independent: any chunking
+            self.kernels.forward(X[start:start + rows], params, self.table, work,
+                                 raw[start:start + rows])
         return raw
 
     def loss_value(self, params, X, Y, sample_weight):
@@ -229,11 +238,19 @@ class History:
 SERIAL_GEMM_MNK = 262144
 
 
+def _macs(table):
+    """Multiply-adds per sample of each layer's forward GEMMs (Python ints: this runs on
+    every predict)."""
+    return (table[:, layout.W_LEN] * table[:, layout.OUT_H] * table[:, layout.OUT_W]).tolist()
+
+
 def step_flops(table, rows, backward=True):
     """GEMM flops of one forward-and-backward pass over ``rows`` rows of the network
     ``table``: 2 m n k for a @ W and a.T @ delta per layer, and delta @ W.T for every
-    layer but the first (only the first term with ``backward=False``)."""
-    weights = table[:, layout.W_LEN].tolist()  # Python ints: this runs on every predict
+    layer but the first (only the first term with ``backward=False``); a conv layer's
+    per sample are its weights times its output positions (W_LEN OUT_H OUT_W, which is
+    W_LEN for a dense layer and 0 for a pool layer)."""
+    weights = _macs(table)
     if not backward:
         return 2.0 * rows * sum(weights)
     return 2.0 * rows * (3 * sum(weights) - weights[0])
@@ -252,7 +269,7 @@ def blas_threads(table, rows):
     thread own it, so fits in worker threads leave BLAS as the caller set it (limit it
     around the threads, e.g. ``threadpool_limits(1, user_api="blas")``).
     """
-    if (rows * max(table[:, layout.W_LEN].tolist()) <= SERIAL_GEMM_MNK
+    if (rows * max(_macs(table)) <= SERIAL_GEMM_MNK  # at least each GEMM's m n k
             or threading.current_thread() is not threading.main_thread()):
         return contextlib.nullcontext()  # OpenBLAS runs every GEMM of it on one thread
     return _blas_controller().limit(limits=1, user_api="blas")

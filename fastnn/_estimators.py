@@ -342,14 +342,13 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
                 "dropout needs a stochastic solver (sgd, adam or rmsprop): L-BFGS needs "
                 "one deterministic loss to minimise, and dropout draws new masks at every "
                 "step; set the dropout to 0 or choose another solver")
-        layer_sizes = layout.layer_sizes(table)
         if first_pass:
             params = self._initialize(table, X.dtype)
-        elif [c.shape[0] for c in self.coefs_] + [self.n_outputs_] != layer_sizes:
+        elif [c.shape for c in self.coefs_] != [layout.weight_shape(r) for r in table]:
             raise ValueError(
-                f"the network has layer sizes {[c.shape[0] for c in self.coefs_]} + "
-                f"[{self.coefs_[-1].shape[1]}]; this data needs {layer_sizes}"
-            )
+                f"the network's weights have shapes {[c.shape for c in self.coefs_]}; this "
+                f"data needs {[layout.weight_shape(r) for r in table]} (layer sizes "
+                f"{layout.layer_sizes(table)})")
         else:
             params = self._pack(X.dtype).copy()  # trained on a copy: coefs_ intact on error
         problem = self._problem(table)

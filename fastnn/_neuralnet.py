@@ -8,6 +8,8 @@ fitted attribute and behaviour is the MLP's (solvers, early stopping, ``partial_
 ``warm_start``, ``class_weight``, the loss curves, callbacks, pickling).
 """
 
+import math
+
 import numpy as np
 
 from . import nn
@@ -34,7 +36,7 @@ class _NeuralNet:
 
     def _network(self, n_features, n_outputs):
         module = self._module(n_features, n_outputs)
-        shape = self._sample_shape or (n_features,)
+        shape = self._sample_shape or _flat_sample_shape(module, n_features)
         table = module.table(shape)
         got = int(table[-1, layout.N_OUT])
         if got != n_outputs:
@@ -68,7 +70,8 @@ class _NeuralNet:
 
     def state_dict(self):
         """The fitted parameters in PyTorch's ``state_dict`` layout: {"<i>.weight": (out,
-        in), "<i>.bias": (out,)} for the Linear at index i of ``module_`` (copies)."""
+        in) or (out, in, kh, kw), "<i>.bias": (out,)} for the Linear or Conv2d at index i
+        of ``module_`` (copies)."""
         return nn.state_dict(self.module_, self.input_shape_, self._pack(), self._table)
 
     def load_state_dict(self, state):
@@ -80,6 +83,26 @@ class _NeuralNet:
         return self
 
 
+def _flat_sample_shape(module, n_features):
+    """The sample shape of flat rows of ``n_features``: (n_features,) for a module that
+    starts with a Linear (or Flatten); (C, H, H) square images for one that starts with
+    a Conv2d of C input channels."""
+    first = next((m for m in module if not isinstance(m, nn.Flatten)), None)
+    if isinstance(first, nn.MaxPool2d):
+        raise ValueError(f"the module starts with {first!r}, which does not say how many "
+                         f"channels a sample of {n_features} features has: pass X as "
+                         "(n_samples, C, H, W)")
+    if not isinstance(first, nn.Conv2d):
+        return (n_features,)
+    c = first.in_channels
+    side = math.isqrt(n_features // c)
+    if side < 1 or c * side * side != n_features:
+        raise ValueError(f"X has {n_features} features per sample, which are not "
+                         f"{c} channels (as module 0, {first!r}, takes) of square images: "
+                         "pass X as (n_samples, C, H, W)")
+    return (c, side, side)
+
+
 def _own_params(cls, drop):
     """``cls``'s parameter constraints without the MLP's network parameters."""
     return {k: v for k, v in cls._parameter_constraints.items() if k not in drop}
@@ -88,10 +111,13 @@ def _own_params(cls, drop):
 _NETWORK_PARAMS = ("hidden_layer_sizes", "activation", "negative_slope", "dropout")
 _MODULE_DOC = """\
     module : fastnn.nn.Sequential or None, default=None
-        The network, written as in PyTorch (``fastnn.nn``): Linear layers, each followed
-        by an optional activation and Dropout, ending with a Linear whose raw outputs the
-        loss takes. Its first layer sets the input: X is (n, in_features), or (n, C, H, W)
-        flattened by a leading ``nn.Flatten()``. None is ``Sequential(Linear(n_features,
+        The network, written as in PyTorch (``fastnn.nn``): Linear, Conv2d and MaxPool2d
+        layers, each followed by an optional activation (and a Linear by a Dropout),
+        Flatten between the images and the Linear layers, ending with a Linear whose raw
+        outputs the loss takes. X is (n, C, H, W) images, or rows of features: (n,
+        in_features) for a module that starts with a Linear (or a Flatten), (n, C * H * H)
+        square images in C x H x W order for one that starts with a Conv2d of C
+        channels. None is ``Sequential(Linear(n_features,
         100), ReLU(), Linear(100, n_outputs))``, sized from the data (so that scikit-learn's
         checks and quick trials need none). Initialised as PyTorch's defaults: weights
         and biases uniform in +-1/sqrt(fan_in) (kaiming-uniform with a = sqrt(5)), drawn

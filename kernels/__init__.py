@@ -70,6 +70,13 @@ KERNELS = {
         "dense_backward_delta",
         "dropout_",
     ),
+    "conv": (
+        "conv2d_forward",
+        "conv2d_backward",
+        "conv2d_backward_delta",
+        "maxpool2d_forward",
+        "maxpool2d_backward_delta",
+    ),
     "loss": (
         "half_squared_error_loss_gradient",
         "absolute_error_loss_gradient",

@@ -41,6 +41,18 @@ _SIGNATURES = {
     "dense_backward_delta": "delta:in:2 W:in:2 a_prev:in:2 act_prev:int negative_slope:real "
                             "delta_prev_out:out:2",
     "dropout_": "x:out:2 p:real seed:int step:int layer:int",
+    "conv2d_forward": "x:in:4 W:in:4 b:in:1 stride_h:int stride_w:int pad_h:int pad_w:int "
+                      "act:int negative_slope:real z_out:out:4",
+    "conv2d_backward": "x:in:4 delta:in:4 stride_h:int stride_w:int pad_h:int pad_w:int "
+                       "dW_out:out:4 db_out:out:1",
+    "conv2d_backward_delta": "delta:in:4 W:in:4 x:in:4 stride_h:int stride_w:int pad_h:int "
+                             "pad_w:int act_prev:int negative_slope:real "
+                             "delta_prev_out:out:4",
+    "maxpool2d_forward": "x:in:4 kernel_h:int kernel_w:int stride_h:int stride_w:int "
+                         "pad_h:int pad_w:int z_out:out:4",
+    "maxpool2d_backward_delta": "delta:in:4 x:in:4 kernel_h:int kernel_w:int stride_h:int "
+                                "stride_w:int pad_h:int pad_w:int act_prev:int "
+                                "negative_slope:real delta_prev_out:out:4",
     "half_squared_error_loss_gradient": _LOSS.format(""),
     "absolute_error_loss_gradient": _LOSS.format(""),
     "huber_loss_gradient": _LOSS.format("delta:real "),

@@ -215,6 +215,144 @@ def dropout_(x, p, seed, step, layer):
         _drop_(x, _dropout_key(seed, step, layer), p, 1.0 / (1.0 - p))
 
 
+# --------------------------------------------------------------------------- conv, pool
+#
+# Per-sample layout C x H x W (PyTorch's); x (n, C, H, W), conv weights (F, C, KH, KW).
+# Output sizes: OH = (H + 2 pad_h - KH) // stride_h + 1, the same for widths.
+
+
+def _out_size(name, size, kernel, stride, pad):
+    _check(stride >= 1 and pad >= 0, f"{name}: stride must be at least 1 and padding at "
+                                      f"least 0")
+    _check(1 <= kernel <= size + 2 * pad,
+           f"{name}: the kernel ({kernel}) is larger than the padded input ({size + 2 * pad})")
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def _windows(x, kh, kw, sh, sw, ph, pw):
+    """(n, C, OH, OW, KH, KW) view of x zero-padded: the window of every output."""
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+
+
+def _flat2(x):
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # -1 fails for 0 rows
+
+
+@checked
+def conv2d_forward(x, W, b, stride_h, stride_w, pad_h, pad_w, act, negative_slope, z_out):
+    """z_out[n, f, i, j] = act(b[f] + sum_{c,u,v} W[f, c, u, v] x[n, c, i sh + u - ph,
+    j sw + v - pw]), x zero outside the image (PyTorch's Conv2d; softmax not allowed)."""
+    n, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    _check_act("act", act)
+    _check(act != SOFTMAX, "act: softmax is for dense layers")
+    oh = _out_size("conv2d height", H, kh, stride_h, pad_h)
+    ow = _out_size("conv2d width", Wd, kw, stride_w, pad_w)
+    _check_shape("W", W, (F, C, kh, kw))
+    _check_shape("b", b, (F,))
+    _check_shape("z_out", z_out, (n, F, oh, ow))
+    win = _windows(x, kh, kw, stride_h, stride_w, pad_h, pad_w)
+    z_out[...] = np.tensordot(W, win, axes=([1, 2, 3], [1, 4, 5])).transpose(1, 0, 2, 3)
+    z_out += b[:, None, None]
+    activation(_flat2(z_out), act, negative_slope, _flat2(z_out))
+
+
+@checked
+def conv2d_backward(x, delta, stride_h, stride_w, pad_h, pad_w, dW_out, db_out):
+    """dW_out[f, c, u, v] = sum_{n,i,j} delta[n, f, i, j] x[n, c, i sh + u - ph, j sw + v - pw]
+    and db_out[f] = sum_{n,i,j} delta[n, f, i, j]; delta = d loss / d z (n, F, OH, OW)."""
+    n, C, H, Wd = x.shape
+    F, _, kh, kw = dW_out.shape
+    oh = _out_size("conv2d height", H, kh, stride_h, pad_h)
+    ow = _out_size("conv2d width", Wd, kw, stride_w, pad_w)
+    _check_shape("delta", delta, (n, F, oh, ow))
+    _check_shape("dW_out", dW_out, (F, C, kh, kw))
+    _check_shape("db_out", db_out, (F,))
+    win = _windows(x, kh, kw, stride_h, stride_w, pad_h, pad_w)
+    dW_out[...] = np.tensordot(delta, win, axes=([0, 2, 3], [0, 2, 3]))
+    db_out[:] = delta.sum(axis=(0, 2, 3), dtype=np.float64)
+
+
+@checked
+def conv2d_backward_delta(delta, W, x, stride_h, stride_w, pad_h, pad_w, act_prev,
+                          negative_slope, delta_prev_out):
+    """delta_prev_out = (d z / d x)^T delta * f'(z_prev): every delta[n, f, i, j] W[f, c, u, v]
+    added at x[n, c, i sh + u - ph, j sw + v - pw] (those in the padding dropped), times
+    the derivative of the input's activation, taken from x = f(z_prev)."""
+    n, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    _check_act("act_prev", act_prev)
+    oh = _out_size("conv2d height", H, kh, stride_h, pad_h)
+    ow = _out_size("conv2d width", Wd, kw, stride_w, pad_w)
+    _check_shape("W", W, (F, C, kh, kw))
+    _check_shape("delta", delta, (n, F, oh, ow))
+    _check_shape("delta_prev_out", delta_prev_out, (n, C, H, Wd))
+    g = np.zeros((n, C, H + 2 * pad_h, Wd + 2 * pad_w), dtype=x.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            g[:, :, u:u + stride_h * oh:stride_h, v:v + stride_w * ow:stride_w] += np.tensordot(
+                W[:, :, u, v], delta, axes=([0], [1])).transpose(1, 0, 2, 3)
+    delta_prev_out[...] = g[:, :, pad_h:pad_h + H, pad_w:pad_w + Wd]
+    activation_grad_(_flat2(x), act_prev, negative_slope, _flat2(delta_prev_out))
+
+
+def _pool_argmax(x, kh, kw, sh, sw, ph, pw):
+    """Index (into the H x W plane) of every window's maximum (n, C, OH, OW): PyTorch's
+    scan over the window's positions inside the image, row by row, taking a value that
+    is greater than the maximum so far or NaN (the first maximum; the last NaN)."""
+    n, C, H, Wd = x.shape
+    _check(H >= 1 and Wd >= 1, f"maxpool2d: the images are {H}x{Wd}, at least 1x1 expected")
+    oh = _out_size("maxpool2d height", H, kh, sh, ph)
+    ow = _out_size("maxpool2d width", Wd, kw, sw, pw)
+    _check(2 * ph <= kh and 2 * pw <= kw, "maxpool2d: padding must be at most half the kernel")
+    rows0 = np.arange(oh) * sh - ph  # first input row of each output row
+    cols0 = np.arange(ow) * sw - pw
+    first_r, first_c = np.maximum(rows0, 0), np.maximum(cols0, 0)
+    idx = np.broadcast_to(first_r[:, None] * Wd + first_c[None, :], (n, C, oh, ow)).copy()
+    best = np.full((n, C, oh, ow), -np.inf, dtype=np.float64)
+    for u in range(kh):
+        r = rows0 + u
+        for v in range(kw):
+            c = cols0 + v
+            inside = ((r >= 0) & (r < H))[:, None] & ((c >= 0) & (c < Wd))[None, :]
+            val = x[:, :, np.clip(r, 0, H - 1)][:, :, :, np.clip(c, 0, Wd - 1)]
+            take = inside & ((val > best) | np.isnan(val))
+            best = np.where(take, val, best)
+            idx = np.where(take, (np.clip(r, 0, H - 1)[:, None] * Wd
+                                  + np.clip(c, 0, Wd - 1)[None, :]), idx)
+    return idx
+
+
+@checked
+def maxpool2d_forward(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, z_out):
+    """z_out[n, c, i, j] = max_{u,v} x[n, c, i sh + u - ph, j sw + v - pw] over the
+    window's positions inside the image (PyTorch's MaxPool2d, floor mode; NaN wins)."""
+    n, C, H, Wd = x.shape
+    idx = _pool_argmax(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+    _check_shape("z_out", z_out, (n, C) + idx.shape[2:])
+    z_out[...] = np.take_along_axis(x.reshape(n, C, H * Wd), idx.reshape(n, C, z_out[0, 0].size if n else 0),
+                                    axis=2).reshape(z_out.shape)
+
+
+@checked
+def maxpool2d_backward_delta(delta, x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                             act_prev, negative_slope, delta_prev_out):
+    """delta_prev_out = every delta[n, c, i, j] added at its window's maximum (the one
+    maxpool2d_forward took; outputs in row-major order), times the derivative of the
+    input's activation, taken from x = f(z_prev)."""
+    n, C, H, Wd = x.shape
+    _check_act("act_prev", act_prev)
+    idx = _pool_argmax(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w)
+    _check_shape("delta", delta, (n, C) + idx.shape[2:])
+    _check_shape("delta_prev_out", delta_prev_out, x.shape)
+    g = np.zeros(n * C * H * Wd, dtype=x.dtype)
+    plane = (np.arange(n * C) * (H * Wd)).reshape(n, C, 1, 1)
+    np.add.at(g, (plane + idx).ravel(), delta.ravel())
+    delta_prev_out[...] = g.reshape(x.shape)
+    activation_grad_(_flat2(x), act_prev, negative_slope, _flat2(delta_prev_out))
+
+
 # --------------------------------------------------------------------------- losses
 #
 # Every loss takes y_true and raw of shape (n, k) and sample_weight of shape (n,), writes
@@ -503,13 +641,13 @@ def _check_table(table, params):
                          f"{layout.N_COLUMNS}) (fastnn.kernels.layout)")
     n = params.shape[0]
     for l, row in enumerate(table):
-        if row[layout.OP] != layout.DENSE:
+        op = row[layout.OP]
+        if op not in (layout.DENSE, layout.CONV2D, layout.MAXPOOL2D):
             raise ValueError(f"table row {l}: unknown op code {row[layout.OP]}")
-        if not 0 <= row[layout.ACT] <= SOFTMAX:
+        if not 0 <= row[layout.ACT] <= SOFTMAX or (op != layout.DENSE and row[layout.ACT] == SOFTMAX):
             raise ValueError(f"table row {l}: unknown activation code {row[layout.ACT]}")
         if (not 1 <= row[layout.N_IN] <= _INT_MAX or not 1 <= row[layout.N_OUT] <= _INT_MAX
-                or row[layout.W_LEN] != row[layout.N_IN] * row[layout.N_OUT]
-                or row[layout.B_LEN] != row[layout.N_OUT]
+                or not _shapes_agree(row)
                 or (l and row[layout.N_IN] != table[l - 1, layout.N_OUT])):
             raise ValueError(f"table row {l}: inconsistent shapes")
         for off, length in ((layout.W_OFF, layout.W_LEN), (layout.B_OFF, layout.B_LEN)):
@@ -522,8 +660,32 @@ def _check_table(table, params):
         p = layout.drop_p(table, l)
         if not 0.0 <= p < 1.0:
             raise ValueError(f"table row {l}: dropout probability {p} is not in [0, 1)")
-        if p and (l == len(table) - 1 or row[layout.ACT] == SOFTMAX):
-            raise ValueError(f"table row {l}: dropout on the output layer or a softmax")
+        if p and (l == len(table) - 1 or row[layout.ACT] == SOFTMAX or op != layout.DENSE
+                  or table[l + 1, layout.OP] != layout.DENSE):
+            raise ValueError(f"table row {l}: dropout on the output layer, a softmax, or "
+                             f"not between dense layers")
+
+
+def _shapes_agree(row):
+    """A row's shapes, window and parameter lengths consistent with its op (the sizes
+    already in [1, INT_MAX])."""
+    (op, c, h, w, f, oh, ow, n_in, n_out, kh, kw, sh, sw, ph, pw) = (int(row[i]) for i in (
+        layout.OP, layout.IN_C, layout.IN_H, layout.IN_W, layout.OUT_C, layout.OUT_H,
+        layout.OUT_W, layout.N_IN, layout.N_OUT, layout.KH, layout.KW, layout.SH,
+        layout.SW, layout.PH, layout.PW))
+    if op == layout.DENSE:
+        return (row[layout.W_LEN] == n_in * n_out and row[layout.B_LEN] == n_out
+                and (c, h, w, f, oh, ow) == (n_in, 1, 1, n_out, 1, 1))
+    if (min(c, h, w, f, oh, ow, kh, kw, sh, sw) < 1 or min(ph, pw) < 0
+            or max(c * kh * kw, oh * ow) > _INT_MAX  # the conv GEMMs' int dimensions
+            or kh > h + 2 * ph or kw > w + 2 * pw or c * h * w != n_in
+            or f * oh * ow != n_out or oh != (h + 2 * ph - kh) // sh + 1
+            or ow != (w + 2 * pw - kw) // sw + 1):
+        return False
+    if op == layout.CONV2D:
+        return row[layout.W_LEN] == f * c * kh * kw and row[layout.B_LEN] == f
+    return (f == c and 2 * ph <= kh and 2 * pw <= kw and row[layout.W_LEN] == 0
+            and row[layout.B_LEN] == 0)
 
 
 def _check_data(X, Y, sample_weight, table):
@@ -567,9 +729,54 @@ def forward(X, params, table, work, raw_out):
     layers = _layers(table, params)
     outs = _outputs(work, table[:-1], n) + [raw_out]
     a = X
-    for (W, b, act, slope), z in zip(layers, outs):
-        dense_forward(a, W, b, act, slope, z)
+    for row, (W, b, act, slope), z in zip(table, layers, outs):
+        _layer_forward(row, a, W, b, act, slope, 1.0, z)
         a = z
+
+
+def _image(a, row, side):
+    """The (n, C, H, W) view of a layer's (n, N) input (side "in") or output ("out")."""
+    c, h, w = ((layout.IN_C, layout.IN_H, layout.IN_W) if side == "in"
+               else (layout.OUT_C, layout.OUT_H, layout.OUT_W))
+    return a.reshape(a.shape[0], int(row[c]), int(row[h]), int(row[w]))
+
+
+def _window(row):
+    """A conv or pool row's (stride_h, stride_w, pad_h, pad_w)."""
+    return tuple(int(row[i]) for i in (layout.SH, layout.SW, layout.PH, layout.PW))
+
+
+def _layer_forward(row, a, W, b, act, slope, scale_in, z):
+    """z = layer ``row``'s output for its input ``a`` (n, N_IN); a dense layer's product
+    scaled by ``scale_in`` (the dropout of its input, 1 without)."""
+    op = row[layout.OP]
+    if op == layout.DENSE:
+        np.matmul(a, W, out=z)
+        z[...] = z.astype(np.float64) * scale_in + b
+        activation(z, act, slope, z)
+    elif op == layout.CONV2D:
+        conv2d_forward(_image(a, row, "in"), W, b, *_window(row), act, slope,
+                       _image(z, row, "out"))
+    else:
+        maxpool2d_forward(_image(a, row, "in"), int(row[layout.KH]), int(row[layout.KW]),
+                          *_window(row), _image(z, row, "out"))
+        activation(z, act, slope, z)
+
+
+def _layer_backward_delta(row, delta, W, a_prev, act_prev, slope_prev, delta_prev):
+    """delta_prev = d loss / d z of the layer before ``row`` (f' taken from its output
+    a_prev), from this layer's ``delta``."""
+    op = row[layout.OP]
+    if op == layout.DENSE:
+        dense_backward_delta(delta, W, a_prev, act_prev, slope_prev, delta_prev)
+    elif op == layout.CONV2D:
+        conv2d_backward_delta(_image(delta, row, "out"), W, _image(a_prev, row, "in"),
+                              *_window(row), act_prev, slope_prev,
+                              _image(delta_prev, row, "in"))
+    else:
+        maxpool2d_backward_delta(_image(delta, row, "out"), _image(a_prev, row, "in"),
+                                 int(row[layout.KH]), int(row[layout.KW]), *_window(row),
+                                 act_prev, slope_prev, _image(delta_prev, row, "in"))
 
 
 @checked
@@ -613,9 +820,7 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
     a = X
     for l, (W, b, act, slope) in enumerate(layers):
         z = acts[l]
-        np.matmul(a, W, out=z)
-        z[...] = z.astype(np.float64) * scale_in[l] + b
-        activation(z, act, slope, z)
+        _layer_forward(table[l], a, W, b, act, slope, scale_in[l], z)
         if drop[l]:
             _drop_(z, keys[l], drop[l], 1.0)
         a = z
@@ -629,11 +834,16 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
         raise ZeroDivisionError("forward_backward: sample_weight sums to zero")
     scale = 1.0 / sw
     for l in range(L - 1, -1, -1):
-        dense_backward(acts[l - 1] if l else X, deltas[l], dcoefs[l], dintercepts[l])
+        row, a_prev = table[l], acts[l - 1] if l else X
+        if row[layout.OP] == layout.DENSE:
+            dense_backward(a_prev, deltas[l], dcoefs[l], dintercepts[l])
+        elif row[layout.OP] == layout.CONV2D:
+            conv2d_backward(_image(a_prev, row, "in"), _image(deltas[l], row, "out"),
+                            *_window(row), dcoefs[l], dintercepts[l])
         if l:
             _, _, act_prev, slope_prev = layers[l - 1]
-            dense_backward_delta(deltas[l], layers[l][0], acts[l - 1], act_prev, slope_prev,
-                                 deltas[l - 1])
+            _layer_backward_delta(row, deltas[l], layers[l][0], a_prev, act_prev,
+                                  slope_prev, deltas[l - 1])
             if drop[l - 1]:
                 _drop_(deltas[l - 1], keys[l - 1], drop[l - 1], scale_in[l])
     grads = grads_out.astype(np.float64)

@@ -61,15 +61,16 @@ def test_no_command_is_a_usage_error():
 
 
 @pytest.mark.slow
-def test_demo_command_prints_three_stories_and_writes_three_pngs(tmp_path):
+def test_demo_command_prints_four_stories_and_writes_four_pngs(tmp_path):
     out = fastnn_cli("demo", "--epochs", "3", "--out", tmp_path / "pngs")
     assert out.returncode == 0, out.stderr
     text = out.stdout
     for heading in ("1. A 3-4-1 sigmoid network", "2. A line fitted to 40 points",
-                    "3. Digits"):
+                    "3. Digits", "4. Digits as images"):
         assert heading in text
     assert "squared error run: the loss fell at every iteration" in text
     rows = [line.split() for line in text.splitlines() if line.startswith(("fastnn,", "scikit"))]
+    assert len([line for line in text.splitlines() if line.startswith(("CNN ", "MLP "))]) == 2
     assert len(rows) == len(available_backends()) + 1
     accuracies = [float(r[-3]) for r in rows]
     assert all(0.5 < a <= 1.0 for a in accuracies), text
@@ -93,6 +94,27 @@ def test_demo_defaults_to_fastnn_demo_folder_and_selects_stories(tmp_path):
         assert [p.name for p in (tmp_path / "fastnn-demo").iterdir()] == [_demo.PNG["outliers"]]
 
 
+def test_demo_cifar10_without_the_data_says_where_it_comes_from(tmp_path):
+    out = fastnn_cli("demo", "--stories", "4", "--cifar10", tmp_path, "--no-plots", timeout=300)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "fastnn demo: error: CIFAR-10 is not in" in out.stderr
+    assert "downloads nothing" in out.stderr
+
+
+def test_demo_cifar10_trains_the_article_model_on_the_files(tmp_path):
+    """Small files in CIFAR-10's format: the article's model, one epoch, test accuracy."""
+    from test_datasets import _write
+
+    _write(tmp_path / "cifar-10-batches-py", sizes=(8, 8, 8, 8, 8, 20))
+    out = fastnn_cli("demo", "--stories", "4", "--cifar10", tmp_path, "--epochs", "2",
+                     "--no-plots", timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "4. CIFAR-10 (40 train / 20 test images)" in out.stdout
+    lines = [line for line in out.stdout.splitlines() if "test accuracy" in line]
+    assert [line.split(":")[0].split()[-1] for line in lines] == ["1", "2"]
+    assert all(0.0 <= float(line.split("test accuracy ")[1].split()[0]) <= 1.0 for line in lines)
+
+
 def test_demo_without_matplotlib_prints_tables_and_says_how_to_get_pngs(tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None; from fastnn.__main__ import main; "
             f"sys.exit(main(['demo', '--stories', '2', '--out', {str(tmp_path / 'x')!r}]))")
@@ -106,7 +128,7 @@ def test_demo_without_matplotlib_prints_tables_and_says_how_to_get_pngs(tmp_path
 @pytest.mark.parametrize("command, args, message", [
     ("demo", ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
     ("demo", ["--epochs", "x"], "argument --epochs: expected an integer, got 'x'"),
-    ("demo", ["--stories", "4"], "argument --stories: unknown story '4'"),
+    ("demo", ["--stories", "5"], "argument --stories: unknown story '5'"),
     ("bench", ["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
     ("bench", ["--repeats", "-1"], "argument --repeats: must be at least 1, got -1"),
     ("bench", ["--threads", "3"], "argument --threads: invalid choice: '3'"),

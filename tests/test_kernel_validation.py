@@ -43,8 +43,13 @@ WRITTEN = {
     "adam_step_": {"params", "exp_avg", "exp_avg_sq"},
     "forward": {"work", "raw_out"}, "forward_backward": {"grads_out", "work"},
     "train_epoch": {"params", "state", "grads", "work"}, "dropout_": {"x"},
+    "conv2d_forward": {"z_out"}, "conv2d_backward": {"dW_out", "db_out"},
+    "conv2d_backward_delta": {"delta_prev_out"}, "maxpool2d_forward": {"z_out"},
+    "maxpool2d_backward_delta": {"delta_prev_out"},
 }
-INTEGERS = {"act", "act_prev", "loss", "optimizer", "batch_size", "step", "seed", "layer"}  # codes, counts
+WINDOW = {"stride_h", "stride_w", "pad_h", "pad_w", "kernel_h", "kernel_w"}
+INTEGERS = {"act", "act_prev", "loss", "optimizer", "batch_size", "step", "seed", "layer",
+            *WINDOW}  # codes, counts
 FLAGS = {"nesterov", "first_step", "centered", "decoupled_weight_decay"}
 
 
@@ -105,6 +110,26 @@ def good_call():
                            beta2=0.999, weight_decay=0.01, decoupled_weight_decay=True,
                            c1=1.0, c2=1.0, eps_in=0.0, eps_out=1e-8),
     }
+    # conv: 2 images of 3 x 5 x 4, 2 filters of 3 x 2, stride (2, 1), padding (1, 0)
+    # -> 2 x 3 x 3 outputs; pool 2 x 2, stride (1, 2), padding (1, 0) -> 3 x 6 x 2
+    x = rs.normal(size=(2, 3, 5, 4))
+    window = dict(stride_h=2, stride_w=1, pad_h=1, pad_w=0)
+    pool = dict(kernel_h=2, kernel_w=2, stride_h=1, stride_w=2, pad_h=1, pad_w=0)
+    calls.update({
+        "conv2d_forward": dict(x=x, W=rs.normal(size=(2, 3, 3, 2)), b=rs.normal(size=2),
+                               **window, act=fk.RELU, negative_slope=0.01,
+                               z_out=np.empty((2, 2, 3, 3))),
+        "conv2d_backward": dict(x=x, delta=rs.normal(size=(2, 2, 3, 3)), **window,
+                                dW_out=np.empty((2, 3, 3, 2)), db_out=np.empty(2)),
+        "conv2d_backward_delta": dict(delta=rs.normal(size=(2, 2, 3, 3)),
+                                      W=rs.normal(size=(2, 3, 3, 2)), x=np.tanh(x), **window,
+                                      act_prev=fk.TANH, negative_slope=0.01,
+                                      delta_prev_out=np.empty_like(x)),
+        "maxpool2d_forward": dict(x=x, **pool, z_out=np.empty((2, 3, 6, 2))),
+        "maxpool2d_backward_delta": dict(delta=rs.normal(size=(2, 3, 6, 2)), x=x, **pool,
+                                         act_prev=fk.RELU, negative_slope=0.01,
+                                         delta_prev_out=np.empty_like(x)),
+    })
     for name in LOSSES:
         raw = (rs.uniform(0.05, 0.95, (n, n_out)) if RAW[name] == "proba"
                else rs.normal(size=(n, n_out)))
@@ -217,6 +242,28 @@ SINGLE_CALLS = [
     ("dense_backward_delta", "delta_prev_out shape",
      dict(delta_prev_out=np.empty((n - 1, n_in))), "delta_prev_out"),
     ("dense_backward_delta", "unknown act_prev", dict(act_prev=7), "act_prev"),
+    ("conv2d_forward", "W channels", dict(W=np.zeros((2, 2, 3, 2))), "W"),
+    ("conv2d_forward", "b length", dict(b=np.zeros(3)), "b"),
+    ("conv2d_forward", "z_out shape", dict(z_out=np.empty((2, 2, 3, 4))), "z_out"),
+    ("conv2d_forward", "softmax", dict(act=fk.SOFTMAX), "act"),
+    ("conv2d_forward", "stride 0", dict(stride_h=0), "stride"),
+    ("conv2d_forward", "negative padding", dict(pad_w=-1), "padding"),
+    ("conv2d_forward", "kernel larger than the padded input",
+     dict(W=np.zeros((2, 3, 8, 2))), "kernel"),
+    ("conv2d_backward", "delta shape", dict(delta=np.zeros((2, 2, 4, 3))), "delta"),
+    ("conv2d_backward", "dW_out channels", dict(dW_out=np.empty((2, 4, 3, 2))), "dW_out"),
+    ("conv2d_backward", "db_out length", dict(db_out=np.empty(3)), "db_out"),
+    ("conv2d_backward_delta", "delta_prev_out shape",
+     dict(delta_prev_out=np.empty((2, 3, 5, 5))), "delta_prev_out"),
+    ("conv2d_backward_delta", "unknown act_prev", dict(act_prev=9), "act_prev"),
+    ("maxpool2d_forward", "z_out shape", dict(z_out=np.empty((2, 3, 4, 2))), "z_out"),
+    ("maxpool2d_forward", "padding over half the kernel", dict(pad_h=2, kernel_h=3),
+     "padding"),
+    ("maxpool2d_forward", "kernel larger than the input", dict(kernel_w=5), "kernel"),
+    ("maxpool2d_backward_delta", "delta shape", dict(delta=np.zeros((2, 3, 5, 3))), "delta"),
+    ("maxpool2d_backward_delta", "delta_prev_out shape",
+     dict(delta_prev_out=np.empty((2, 3, 5, 3))), "delta_prev_out"),
+    ("maxpool2d_backward_delta", "unknown act_prev", dict(act_prev=-1), "act_prev"),
     *[row for name in LOSSES for row in [
         (name, "y_true shape", dict(y_true=np.zeros((n, n_out - 1))), "y_true"),
         (name, f"{RAW[name]} shape", {RAW[name]: np.full((n, n_out + 1), 0.5)}, RAW[name]),

@@ -1,13 +1,21 @@
 """Cython kernels: the compiled twins of fastnn.kernels.reference.
 
 Same names and signatures as the reference (see ``fastnn.kernels.KERNELS``); the
-extensions are built by setup.py from dense.pyx, loss.pyx, optim.pyx and train.pyx; the
-math they share is in the header-only ``.pxd`` files (_dense, _loss, _optim). The codes of
-the ``.pxd`` enums are exposed as ``fastnn.kernels.cython.dense.ACTIVATION_CODES`` and
-``fastnn.kernels.cython.train.LOSS_CODES`` / ``OPTIMIZER_CODES``.
+extensions are built by setup.py from conv.pyx, dense.pyx, loss.pyx, optim.pyx and
+train.pyx; the math they share is in the header-only ``.pxd`` files (_conv, _dense, _loss,
+_optim). The codes of the ``.pxd`` enums are exposed as
+``fastnn.kernels.cython.dense.ACTIVATION_CODES`` and ``fastnn.kernels.cython.train``'s
+``LOSS_CODES`` / ``OPTIMIZER_CODES`` / ``OP_CODES``.
 """
 
 from .. import KERNELS
+from .conv import (
+    conv2d_backward,
+    conv2d_backward_delta,
+    conv2d_forward,
+    maxpool2d_backward_delta,
+    maxpool2d_forward,
+)
 from .dense import (
     activation,
     activation_grad_,

@@ -5,8 +5,15 @@ flat parameter layout and the workspace layouts live there). Each call validates
 arguments once, then runs without the GIL on raw pointers: ``train_epoch`` makes every
 mini-batch's gather, forward pass, fused loss-and-gradient, backward pass, L2 term and
 optimizer update inside one ``nogil`` block, with no Python object, no allocation and no
-memoryview operation per batch. The math is the cores of _dense.pxd, _dropout.pxd,
-_loss.pxd and _optim.pxd, the same the single kernels (dense.pyx, loss.pyx, optim.pyx) run.
+memoryview operation per batch. The math is the cores of _dense.pxd, _conv.pxd,
+_dropout.pxd, _loss.pxd and _optim.pxd, the same the single kernels (dense.pyx, conv.pyx,
+loss.pyx, optim.pyx) run.
+
+The layer table's rows are dense, conv or pool layers (the op of each row). A conv layer
+lowers one sample at a time to its im2col columns in the workspace's conv scratch (its
+last layout.conv_scratch_size elements; in train_epoch's, the end of its forward_backward
+part) and makes one GEMM per sample; conv and pool layers run serially on the calling
+thread, the dense layers' column blocks on the threads as before.
 
 Dropout (the table's DROP) is fused into the layers' column blocks: the forward block
 masks its output after the activation (kept units unscaled), the next layer's block
@@ -29,9 +36,10 @@ from libc.string cimport memcpy
 from cython.parallel cimport prange
 
 from _common cimport IDENTITY, N_ACTIVATIONS, SOFTMAX, cptr1, cptr2, floating, ptr1, ptr2
+from _conv cimport Window, conv_backward, conv_forward, maxpool_backward_delta, maxpool_forward
 from _dense cimport (
-    block_start, column_blocks, dense_backward_cols, dense_backward_delta_cols,
-    dense_forward_cols,
+    activation_rows, block_start, column_blocks, dense_backward_cols,
+    dense_backward_delta_cols, dense_forward_cols,
 )
 from _dropout cimport Mask, dropout_mask
 from _loss cimport (
@@ -83,8 +91,8 @@ cdef enum:
 
 
 # Mirror fastnn.kernels (SQUARED_ERROR, ..., SGD, ..., LR, ...) and fastnn.kernels.layout
-# (the table's columns); LOSS_CODES, OPTIMIZER_CODES, CONFIG_SLOTS and TABLE_COLUMNS
-# expose them so a test can check the two agree.
+# (the table's columns and ops); LOSS_CODES, OPTIMIZER_CODES, CONFIG_SLOTS, TABLE_COLUMNS
+# and OP_CODES expose them so a test can check the two agree.
 cdef enum:
     SQUARED_ERROR = 0
     ABSOLUTE_ERROR = 1
@@ -110,7 +118,7 @@ cdef enum:  # train_epoch's config slots
     EPSILON = 4
     N_CONFIG = 5
 
-cdef enum:  # the layer table's columns, and its one op
+cdef enum:  # the layer table's columns
     OP = 0
     ACT = 1
     ACT_PARAM = 2
@@ -128,8 +136,18 @@ cdef enum:  # the layer table's columns, and its one op
     B_LEN = 14
     OUT_OFF = 15
     DROP = 16
-    N_COLUMNS = 17
+    KH = 17
+    KW = 18
+    SH = 19
+    SW = 20
+    PH = 21
+    PW = 22
+    N_COLUMNS = 23
+
+cdef enum:  # the table's ops
     DENSE = 0
+    CONV2D = 1
+    MAXPOOL2D = 2
 
 # Layers of a network (rows of its table): the per-layer values live on the stack.
 cdef enum:
@@ -152,20 +170,27 @@ TABLE_COLUMNS = {
     "OP": OP, "ACT": ACT, "ACT_PARAM": ACT_PARAM, "IN_C": IN_C, "IN_H": IN_H, "IN_W": IN_W,
     "OUT_C": OUT_C, "OUT_H": OUT_H, "OUT_W": OUT_W, "N_IN": N_IN, "N_OUT": N_OUT,
     "W_OFF": W_OFF, "W_LEN": W_LEN, "B_OFF": B_OFF, "B_LEN": B_LEN, "OUT_OFF": OUT_OFF,
-    "DROP": DROP, "N_COLUMNS": N_COLUMNS, "DENSE": DENSE,
+    "DROP": DROP, "KH": KH, "KW": KW, "SH": SH, "SW": SW, "PH": PH, "PW": PW,
+    "N_COLUMNS": N_COLUMNS, "DENSE": DENSE,
 }
+OP_CODES = {"dense": DENSE, "conv2d": CONV2D, "maxpool2d": MAXPOOL2D}  # layout.OPS
 
 
-ctypedef struct Net:  # the layer table's values, read once per call (no arithmetic)
+ctypedef struct Net:  # the layer table's values, read once per call
     Py_ssize_t n_layers  # L
     Py_ssize_t size[MAX_LAYERS + 1]  # n_0 (layer 0's N_IN) .. n_L: layer l's N_OUT = n_{l+1}
-    Py_ssize_t w_off[MAX_LAYERS]  # W_l (n_l x n_{l+1}) starts here in the flat buffer
-    Py_ssize_t b_off[MAX_LAYERS]  # b_l (n_{l+1}) starts here
+    int op[MAX_LAYERS]  # layer l's op: DENSE, CONV2D, MAXPOOL2D
+    Window win[MAX_LAYERS]  # a conv or pool layer's shapes and window (_conv.pxd)
+    Py_ssize_t w_off[MAX_LAYERS]  # W_l starts here in the flat buffer (dense n_l x n_{l+1})
+    Py_ssize_t w_len[MAX_LAYERS]  # its length (0 for a pool)
+    Py_ssize_t b_off[MAX_LAYERS]  # b_l starts here
+    Py_ssize_t b_len[MAX_LAYERS]  # its length (0 for a pool)
     Py_ssize_t out_off[MAX_LAYERS]  # layer l's output in a workspace row
     Py_ssize_t n_params  # length of the flat buffer
     Py_ssize_t hidden_sum  # outputs per row of the hidden layers: OUT_OFF of the last
     Py_ssize_t width_sum  # outputs per row of all layers
     Py_ssize_t max_width  # max(n_1, ..., n_L): the softmax scratch
+    Py_ssize_t conv_scratch  # layout.conv_scratch_size: the largest conv's im2col columns
     int act[MAX_LAYERS]  # layer l's activation code
     double slope[MAX_LAYERS]  # layer l's activation parameter (leaky ReLU's slope)
     double drop[MAX_LAYERS]  # layer l's dropout probability p_l in [0, 1), training only
@@ -176,12 +201,41 @@ ctypedef struct Net:  # the layer table's values, read once per call (no arithme
 # --------------------------------------------------------------------------- validation
 
 
+cdef bint _shapes_agree(const int64_t* row):
+    """reference._shapes_agree: a row's shapes, window and parameter lengths consistent
+    with its op (N_IN and N_OUT already in [1, INT_MAX]). A conv or pool row's arithmetic
+    is done in Python's integers, exactly as the reference's: no product or padded size
+    can overflow."""
+    cdef int64_t n_in = row[N_IN], n_out = row[N_OUT]
+    if row[OP] == DENSE:
+        return (row[W_LEN] == n_in * n_out and row[B_LEN] == n_out
+                and row[IN_C] == n_in and row[IN_H] == 1 and row[IN_W] == 1
+                and row[OUT_C] == n_out and row[OUT_H] == 1 and row[OUT_W] == 1)
+    cdef object c = row[IN_C], h = row[IN_H], w = row[IN_W]
+    cdef object f = row[OUT_C], oh = row[OUT_H], ow = row[OUT_W]
+    cdef object kh = row[KH], kw = row[KW], sh = row[SH], sw = row[SW]
+    cdef object ph = row[PH], pw = row[PW]
+    if (min(c, h, w, f, oh, ow, kh, kw, sh, sw) < 1 or min(ph, pw) < 0
+            or kh > h + 2 * ph or kw > w + 2 * pw or c * h * w != n_in
+            or f * oh * ow != n_out or oh != (h + 2 * ph - kh) // sh + 1
+            or ow != (w + 2 * pw - kw) // sw + 1):
+        return False
+    if row[OP] == CONV2D:
+        return row[W_LEN] == f * c * kh * kw and row[B_LEN] == f
+    return (f == c and 2 * ph <= kh and 2 * pw <= kw and row[W_LEN] == 0
+            and row[B_LEN] == 0)
+
+
 cdef int _network(const int64_t[:, ::1] table, Py_ssize_t n_params, Net* net) except -1:
     """Fill ``net`` from the layer table (fastnn.kernels.layout), or raise ValueError
-    naming the row and the problem. Every block the table names must lie inside the
-    ``n_params`` values of params: the nogil cores trust these offsets."""
+    naming the row and the problem: the checks of reference._check_table, in its order.
+    Every block the table names must lie inside the ``n_params`` values of params, and
+    every shape and window must agree with its op: the nogil cores trust them."""
     cdef Py_ssize_t l, L = table.shape[0]
     cdef const int64_t* row
+    cdef int64_t op
+    cdef Window* g
+    cdef object ckk
     if table.shape[1] != N_COLUMNS:
         raise ValueError(f"table has {table.shape[1]} columns, expected {N_COLUMNS} "
                          f"(fastnn.kernels.layout)")
@@ -190,14 +244,17 @@ cdef int _network(const int64_t[:, ::1] table, Py_ssize_t n_params, Net* net) ex
     net.n_layers = L
     net.n_params = n_params
     net.max_width = 1
+    net.conv_scratch = 0
     for l in range(L):
         row = &table[l, 0]
-        if row[OP] != DENSE:
-            raise ValueError(f"table row {l}: unknown op code {row[OP]}")
-        if row[ACT] < 0 or row[ACT] >= N_ACTIVATIONS:
+        op = row[OP]
+        if op != DENSE and op != CONV2D and op != MAXPOOL2D:
+            raise ValueError(f"table row {l}: unknown op code {op}")
+        if (row[ACT] < 0 or row[ACT] >= N_ACTIVATIONS
+                or (op != DENSE and row[ACT] == SOFTMAX)):
             raise ValueError(f"table row {l}: unknown activation code {row[ACT]}")
         if (row[N_IN] < 1 or row[N_OUT] < 1 or row[N_IN] > INT_MAX or row[N_OUT] > INT_MAX
-                or row[W_LEN] != row[N_IN] * row[N_OUT] or row[B_LEN] != row[N_OUT]
+                or not _shapes_agree(row)
                 or (l > 0 and row[N_IN] != table[l - 1, N_OUT])):
             raise ValueError(f"table row {l}: inconsistent shapes")
         if (row[W_OFF] < 0 or row[W_LEN] > n_params or row[W_OFF] > n_params - row[W_LEN]
@@ -211,16 +268,32 @@ cdef int _network(const int64_t[:, ::1] table, Py_ssize_t n_params, Net* net) ex
         if not (0.0 <= net.drop[l] < 1.0):  # NaN fails too
             raise ValueError(f"table row {l}: dropout probability {net.drop[l]} is not in "
                              f"[0, 1)")
-        if net.drop[l] != 0.0 and (l == L - 1 or row[ACT] == SOFTMAX):
-            raise ValueError(f"table row {l}: dropout on the output layer or a softmax")
+        if net.drop[l] != 0.0 and (l == L - 1 or row[ACT] == SOFTMAX or op != DENSE
+                                   or table[l + 1, OP] != DENSE):
+            raise ValueError(f"table row {l}: dropout on the output layer, a softmax, or "
+                             f"not between dense layers")
+        net.op[l] = <int>op
         net.size[l] = row[N_IN]
         net.size[l + 1] = row[N_OUT]
         net.w_off[l] = row[W_OFF]
+        net.w_len[l] = row[W_LEN]
         net.b_off[l] = row[B_OFF]
+        net.b_len[l] = row[B_LEN]
         net.out_off[l] = row[OUT_OFF]
         net.act[l] = <int>row[ACT]
         memcpy(&net.slope[l], &row[ACT_PARAM], sizeof(double))  # a float64 by its bits
         net.max_width = max(net.max_width, net.size[l + 1])
+        g = &net.win[l]
+        g.c, g.h, g.w = row[IN_C], row[IN_H], row[IN_W]
+        g.f, g.oh, g.ow = row[OUT_C], row[OUT_H], row[OUT_W]
+        g.kh, g.kw, g.sh, g.sw, g.ph, g.pw = row[KH], row[KW], row[SH], row[SW], row[PH], row[PW]
+        if op == CONV2D:
+            ckk = <object>g.c * g.kh * g.kw  # <= W_LEN <= n_params: no overflow below
+            if ckk > INT_MAX:  # a GEMM dimension (the BLAS takes ints)
+                raise ValueError(f"table row {l}: a conv layer's IN_C * KH * KW = {ckk} "
+                                 f"exceeds {INT_MAX} (the BLAS takes int dimensions)")
+            # layout.conv_scratch_size: < 2**62 (both factors <= INT_MAX)
+            net.conv_scratch = max(net.conv_scratch, g.c * g.kh * g.kw * g.oh * g.ow)
     net.hidden_sum = net.out_off[L - 1]
     net.width_sum = net.out_off[L - 1] + net.size[L]
     net.n_threads = max(1, fastnn_max_threads())
@@ -301,11 +374,14 @@ cdef inline void _forward_layers(
     double* e,  # scratch, max_width doubles
     const Mask* masks,  # IN (L,): the batch's dropout masks; NULL: no dropout (prediction)
     const double* scale_in,  # IN (L,): s_{l-1} = 1 / (1 - p_{l-1}), 1 for l = 0; or NULL
+    floating* cols,  # scratch, net.conv_scratch elements: the conv layers' im2col
 ) noexcept nogil:
     """out[l] = m_l * f_l((out[l - 1] @ W_l) * s_{l-1} + b_l): f_l = net.act[l] with
     net.slope[l], m_l layer l's dropout mask where it drops units (masks given and
-    net.drop[l] != 0), else 1; each layer by the column blocks of its output (_dense.pxd),
-    on the threads if it is large."""
+    net.drop[l] != 0), else 1; each dense layer by the column blocks of its output
+    (_dense.pxd), on the threads if it is large. A conv layer is out[l] = f_l(W_l *
+    out[l - 1] + b_l), a pool layer f_l(maxpool(out[l - 1])) (_conv.pxd), serial; neither
+    has dropout, nor a dropout before it (s_{l-1} = 1)."""
     cdef Py_ssize_t l, p, blocks, n_in, n_out, L = net.n_layers
     cdef const floating* a = X
     cdef const floating* W
@@ -315,6 +391,15 @@ cdef inline void _forward_layers(
     for l in range(L):
         n_in, n_out = net.size[l], net.size[l + 1]
         W, b = params + net.w_off[l], params + net.b_off[l]
+        if net.op[l] == CONV2D:
+            conv_forward(a, n, &net.win[l], W, b, net.act[l], net.slope[l], out[l], cols)
+            a = out[l]
+            continue
+        if net.op[l] == MAXPOOL2D:
+            maxpool_forward(a, n, &net.win[l], out[l])
+            activation_rows(out[l], n, n_out, net.act[l], net.slope[l], out[l], e)
+            a = out[l]
+            continue
         mask = &masks[l] if masks != NULL and net.drop[l] != 0.0 else NULL
         s = scale_in[l] if scale_in != NULL else 1.0
         blocks = 1 if net.act[l] == SOFTMAX else column_blocks(n_out)  # softmax: row-wise
@@ -470,6 +555,7 @@ cdef double _forward_backward_rows(
     double scale,  # 1 / sum(sample_weight)
     floating* grads_out,  # OUT (n_params,)
     floating* work,  # scratch: loss_out (n) | a_1 .. a_L | delta_1 .. delta_L
+    floating* cols,  # scratch, net.conv_scratch elements: the conv layers' im2col
     double* e,  # scratch, max_width doubles
     double* penalty_out,  # OUT alpha / 2 * sum ||W||**2
     uint64_t seed,  # the dropout masks of (seed, step, l) (reference._dropout_key)
@@ -478,7 +564,8 @@ cdef double _forward_backward_rows(
     """One batch: returns data_loss = sum_i w_i loss_i; grads_out = d (data_loss + penalty)
     / d params * scale (reference.forward_backward, dropout included: a_l = m_l * f_l(z_l),
     z_{l+1} = (a_l @ W_{l+1}) * s_l + b_{l+1}, dW_{l+1} = (a_l.T @ delta_{l+1}) * s_l,
-    delta_l = m_l * s_l * (delta_{l+1} @ W_{l+1}.T) * f_l'(z_l), s_l = 1 / (1 - p_l))."""
+    delta_l = m_l * s_l * (delta_{l+1} @ W_{l+1}.T) * f_l'(z_l), s_l = 1 / (1 - p_l)).
+    Conv and pool layers (no dropout on them or before them) by _conv.pxd's cores."""
     cdef Py_ssize_t l, i, n_w, L = net.n_layers
     cdef floating* acts[MAX_LAYERS]
     cdef floating* deltas[MAX_LAYERS]
@@ -495,20 +582,31 @@ cdef double _forward_backward_rows(
         masks[l] = dropout_mask(seed, step, <uint64_t>l, net.drop[l])
         scale_in[l] = 1.0 / (1.0 - net.drop[l - 1]) if l else 1.0  # exactly 1 for p = 0
 
-    _forward_layers(net, params, X, n, acts, e, masks, scale_in)
+    _forward_layers(net, params, X, n, acts, e, masks, scale_in, cols)
     data_loss = _loss_gradient(loss, prm, Y, acts[L - 1], sample_weight, n, net.size[L],
                                loss_out, deltas[L - 1], e)
     for l in range(L - 1, -1, -1):
-        _backward_layer(net, l, params, X if l == 0 else acts[l - 1], deltas[l], n,
-                        grads_out, deltas[l - 1] if l else <floating*>NULL,
-                        &masks[l - 1] if l and net.drop[l - 1] != 0.0 else <Mask*>NULL,
-                        scale_in[l])
+        a_prev = X if l == 0 else acts[l - 1]
+        if net.op[l] == CONV2D:  # dW, db and (l > 0) delta_{l-1}, sample by sample
+            conv_backward(a_prev, deltas[l], n, &net.win[l], grads_out + net.w_off[l],
+                          grads_out + net.b_off[l], params + net.w_off[l],
+                          net.act[l - 1] if l else IDENTITY, net.slope[l - 1] if l else 0.0,
+                          deltas[l - 1] if l else <floating*>NULL, cols)
+        elif net.op[l] == MAXPOOL2D:
+            if l:
+                maxpool_backward_delta(deltas[l], a_prev, n, &net.win[l], net.act[l - 1],
+                                       net.slope[l - 1], deltas[l - 1])
+        else:
+            _backward_layer(net, l, params, a_prev, deltas[l], n, grads_out,
+                            deltas[l - 1] if l else <floating*>NULL,
+                            &masks[l - 1] if l and net.drop[l - 1] != 0.0 else <Mask*>NULL,
+                            scale_in[l])
     # dropout's scale of dW, the L2 term (weights only) and the 1 / sum(w) scale in one
     # pass over the buffer
     for l in range(L):
         W = params + net.w_off[l]
         G = grads_out + net.w_off[l]
-        n_w = net.size[l] * net.size[l + 1]
+        n_w = net.w_len[l]  # n_l n_{l+1} dense, F C KH KW conv, 0 pool
         s = scale_in[l]
         if s == 1.0:  # no dropout before: the loop as before it existed
             for i in range(n_w):
@@ -518,7 +616,7 @@ cdef double _forward_backward_rows(
                 G[i] = (G[i] * s + alpha * W[i]) * scale
         sq_sum += _sum_of_squares(W, n_w)
         G = grads_out + net.b_off[l]
-        for i in range(net.size[l + 1]):
+        for i in range(net.b_len[l]):
             G[i] = G[i] * scale
     penalty_out[0] = 0.5 * alpha * sq_sum
     return data_loss
@@ -541,7 +639,7 @@ cdef int _train_epoch_rows(
     floating* state0,  # INOUT (n_params,)
     floating* state1,  # INOUT (n_params,), unused by SGD (may be NULL)
     floating* grads,  # OUT (n_params,)
-    floating* work,  # scratch: X_batch | Y_batch | w_batch | forward_backward's
+    floating* work,  # scratch: X_batch | Y_batch | w_batch | forward_backward's (B rows)
     double* e,  # scratch, max_width doubles
     double* loss_sum,  # INOUT
     double* penalty_sum,  # INOUT
@@ -555,6 +653,7 @@ cdef int _train_epoch_rows(
     cdef floating* Yb = Xb + B * n_in
     cdef floating* wb = Yb + B * n_out
     cdef floating* fb_work = wb + B
+    cdef floating* cols = fb_work + B * (1 + 2 * net.width_sum)  # the conv scratch
     cdef double lr = config[LR], momentum = config[MOMENTUM], eps = config[EPSILON]
     cdef double beta1 = config[BETA1], beta2 = config[BETA2]
     cdef Py_ssize_t k, chunks
@@ -572,7 +671,7 @@ cdef int _train_epoch_rows(
         if sw == 0.0:
             continue
         data_loss = _forward_backward_rows(net, params, Xb, Yb, wb, nb, loss, prm, alpha,
-                                           1.0 / sw, grads, fb_work, e, &penalty, seed,
+                                           1.0 / sw, grads, fb_work, cols, e, &penalty, seed,
                                            <uint64_t>(step[0] + 1))  # t: this update's
         if not isfinite(data_loss + penalty):
             return 1
@@ -672,7 +771,7 @@ def _forward(
     const floating[:, ::1] X not None,  # IN (n, n_0)
     const floating[::1] params not None,  # IN (n_params,)
     const int64_t[:, ::1] table not None,  # IN (n_layers, N_COLUMNS): the layer table
-    floating[::1] work not None,  # scratch: the hidden layers' outputs
+    floating[::1] work not None,  # scratch: the hidden layers' outputs | the conv scratch
     floating[:, ::1] raw_out not None,  # OUT (n, n_L)
 ):
     cdef Net net
@@ -681,7 +780,8 @@ def _forward(
     _network(table, params.shape[0], &net)
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
     _check_shape("raw_out", (raw_out.shape[0], raw_out.shape[1]), (n, net.size[net.n_layers]))
-    _check_work(work.shape[0], <object>n * net.hidden_sum, "forward_workspace_size")
+    _check_work(work.shape[0], <object>n * net.hidden_sum + net.conv_scratch,
+                "forward_workspace_size")
     _check_rows(n)
     cdef double* e = _scratch(&net)
     with nogil:
@@ -690,7 +790,8 @@ def _forward(
         out[net.n_layers - 1] = ptr2(raw_out)
         if n > 0:
             _forward_layers(&net, cptr1(params), cptr2(X), n, out, e, <Mask*>NULL,
-                            <double*>NULL)  # prediction: no dropout, no scale
+                            <double*>NULL,  # prediction: no dropout, no scale
+                            ptr1(work) + n * net.hidden_sum)
     free(e)
 
 
@@ -704,7 +805,7 @@ def _forward_backward(
     double loss_param,
     double alpha,
     floating[::1] grads_out not None,  # OUT (n_params,)
-    floating[::1] work not None,  # scratch: loss_out | outputs | deltas
+    floating[::1] work not None,  # scratch: loss_out | outputs | deltas | the conv scratch
     Py_ssize_t seed,  # the dropout masks' (reference._dropout_key); a float raises
     Py_ssize_t step,
 ):
@@ -719,7 +820,7 @@ def _forward_backward(
     if seed < 0 or step < 0:
         raise ValueError("seed and step must be at least 0")
     _check_shape("grads_out", (grads_out.shape[0],), (net.n_params,))
-    _check_work(work.shape[0], <object>n * (1 + 2 * net.width_sum),
+    _check_work(work.shape[0], <object>n * (1 + 2 * net.width_sum) + net.conv_scratch,
                 "forward_backward_workspace_size")
     _check_rows(n)
     for i in range(n):
@@ -730,7 +831,8 @@ def _forward_backward(
     with nogil:
         data_loss = _forward_backward_rows(&net, cptr1(params), cptr2(X), cptr2(Y),
                                            cptr1(sample_weight), n, <int>loss, &prm, alpha,
-                                           1.0 / sw, ptr1(grads_out), ptr1(work), e,
+                                           1.0 / sw, ptr1(grads_out), ptr1(work),
+                                           ptr1(work) + n * (1 + 2 * net.width_sum), e,
                                            &penalty, <uint64_t>seed, <uint64_t>step)
     free(e)
     return data_loss, penalty
@@ -782,7 +884,8 @@ def _train_epoch(
             f"({state_rows}, {net.n_params}) or more rows"
         )
     _check_work(work.shape[0], <object>B * (net.size[0] + net.size[net.n_layers] + 2
-                                            + 2 * net.width_sum), "train_workspace_size")
+                                            + 2 * net.width_sum) + net.conv_scratch,
+                "train_workspace_size")
     _check_rows(min(B, m))
     for i in range(m):  # a bad index must never read outside X
         v = perm[i]

@@ -11,6 +11,10 @@ package imports numba but compiles nothing.
 import scipy.linalg.cython_blas  # noqa: F401, E402
 
 from .. import KERNELS
+from .conv import (
+    conv2d_backward, conv2d_backward_delta, conv2d_forward, maxpool2d_backward_delta,
+    maxpool2d_forward,
+)
 from .dense import (
     activation, activation_grad_, dense_backward, dense_backward_delta, dense_forward, dropout_,
 )

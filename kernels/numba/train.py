@@ -2,14 +2,18 @@
 
 Same names, signatures and semantics as ``fastnn.kernels.reference`` (the flat parameter
 buffer, the workspace layouts and the optimizer rules are specified there). The math is
-the dense, loss and optimizer kernels of this package, called from compiled code; this
-module only carves views of the caller's buffers and sequences the calls. Every array a
-mini-batch touches is a view of ``params``, ``grads``, ``state`` or ``work`` (C-contiguous,
-so ``np.dot`` never copies): nothing is allocated per mini-batch, nothing runs in Python.
+the dense, conv, loss and optimizer kernels of this package, called from compiled code;
+this module only carves views of the caller's buffers and sequences the calls, dispatching
+each layer on its op (DENSE, CONV2D, MAXPOOL2D). The conv cores' im2col scratch is the
+workspace's last ``conv_scratch_size`` elements (in train_epoch, those of its
+forward_backward part for B rows). Every array a mini-batch touches is a view of
+``params``, ``grads``, ``state`` or ``work`` (C-contiguous, so ``np.dot`` never copies):
+nothing is allocated per mini-batch, nothing runs in Python.
 
 Numba's on-disk cache of this module is keyed on this file only: after editing dense.py,
-loss.py or optim.py, clear ``kernels/numba/__pycache__`` (or point ``NUMBA_CACHE_DIR`` at
-an empty directory), or the cached train_epoch keeps running the old kernels.
+conv.py, loss.py or optim.py, clear ``kernels/numba/__pycache__`` (or point
+``NUMBA_CACHE_DIR`` at an empty directory), or the cached train_epoch keeps running the
+old kernels.
 """
 
 import numpy as np
@@ -20,10 +24,15 @@ from .. import (
     SOFTMAX_CROSS_ENTROPY, SQUARED_ERROR,
 )
 from ..layout import (
-    ACT, ACT_PARAM, B_LEN, B_OFF, DENSE, DROP, N_COLUMNS, N_IN, N_OUT, OP, OUT_OFF, W_LEN,
-    W_OFF,
+    ACT, ACT_PARAM, B_LEN, B_OFF, CONV2D, DENSE, DROP, IN_C, IN_H, IN_W, KH, KW, MAXPOOL2D,
+    N_COLUMNS, N_IN, N_OUT, OP, OUT_C, OUT_H, OUT_W, OUT_OFF, PH, PW, SH, SW, W_LEN, W_OFF,
 )
 from ._config import jit, kernel
+from .conv import (
+    _conv_backward, _conv_backward_delta, _conv_forward, _geometry, _pool_backward_delta,
+    _pool_forward,
+)
+from .dense import activation
 from .dense import _dense_forward_scaled, _drop_, _dropout_key, dense_backward, dense_backward_delta
 from .loss import (
     absolute_error_loss_gradient, binary_log_loss_gradient, half_squared_error_loss_gradient,
@@ -42,6 +51,22 @@ def _coef(flat, table, l):
     """View W_l (N_IN x N_OUT) of the flat buffer."""
     start = table[l, W_OFF]
     return flat[start:start + table[l, W_LEN]].reshape((table[l, N_IN], table[l, N_OUT]))
+
+
+@jit
+def _conv_coef(flat, table, l):
+    """View of conv layer l's weights (OUT_C, IN_C, KH, KW) as (OUT_C, IN_C KH KW)."""
+    start = table[l, W_OFF]
+    return flat[start:start + table[l, W_LEN]].reshape(
+        (table[l, OUT_C], table[l, IN_C] * table[l, KH] * table[l, KW]))
+
+
+@jit
+def _row_geometry(table, l):
+    """A conv or pool row's image geometry (conv._geometry)."""
+    return _geometry(table[l, IN_C], table[l, IN_H], table[l, IN_W], table[l, KH],
+                     table[l, KW], table[l, SH], table[l, SW], table[l, PH], table[l, PW],
+                     table[l, OUT_H], table[l, OUT_W])
 
 
 @jit
@@ -87,21 +112,69 @@ _INT_MAX = 2**31 - 1  # layer sizes: the BLAS takes int dimensions
 
 
 @jit
+def _product_is(total, a, b, c):
+    """a * b * c == total, by division: no int64 overflow whatever the factors."""
+    if a < 1 or b < 1 or c < 1 or total < 1:
+        return False
+    if total % a != 0:
+        return False
+    q = total // a
+    if q % b != 0:
+        return False
+    return q // b == c
+
+
+@jit
+def _shapes_agree(table, l):
+    """reference._shapes_agree: row l's shapes, window and parameter lengths consistent
+    with its op (N_IN and N_OUT already in [1, INT_MAX])."""
+    op = table[l, OP]
+    c, h, w = table[l, IN_C], table[l, IN_H], table[l, IN_W]
+    f, oh, ow = table[l, OUT_C], table[l, OUT_H], table[l, OUT_W]
+    n_in, n_out = table[l, N_IN], table[l, N_OUT]
+    if op == DENSE:
+        return (table[l, W_LEN] == n_in * n_out and table[l, B_LEN] == n_out
+                and c == n_in and h == 1 and w == 1 and f == n_out and oh == 1 and ow == 1)
+    kh, kw, sh, sw, ph, pw = (table[l, KH], table[l, KW], table[l, SH], table[l, SW],
+                              table[l, PH], table[l, PW])
+    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+        return False
+    # c, h, w <= N_IN and f, oh, ow <= N_OUT (the products); the window's values bounded
+    # too, so that the arithmetic here and in the cores stays far from int64 overflow
+    if max(kh, kw, sh, sw, ph, pw) > _INT_MAX:
+        return False
+    if not (_product_is(n_in, c, h, w) and _product_is(n_out, f, oh, ow)):
+        return False
+    if (kh > h + 2 * ph or kw > w + 2 * pw or oh != (h + 2 * ph - kh) // sh + 1
+            or ow != (w + 2 * pw - kw) // sw + 1):
+        return False
+    if op == CONV2D:
+        w_len = table[l, W_LEN]
+        return (table[l, B_LEN] == f and w_len >= 1 and w_len % f == 0
+                and _product_is(w_len // f, c, kh, kw))
+    return (f == c and 2 * ph <= kh and 2 * pw <= kw and table[l, W_LEN] == 0
+            and table[l, B_LEN] == 0)
+
+
+@jit
 def _check_table(table, params):
-    """The reference's _check_table: every block of the table inside params (its type is
-    checked by the dispatcher, ``kernel``)."""
+    """The reference's _check_table: every block of the table inside params, every row's
+    shapes and window consistent with its op (its type is checked by the dispatcher,
+    ``kernel``)."""
     if table.shape[0] < 1 or table.shape[1] != N_COLUMNS:
         raise ValueError("table must be an int64 layer table of shape (n_layers, N_COLUMNS)")
     n = params.shape[0]
-    for l in range(table.shape[0]):
-        if table[l, OP] != DENSE:
+    L = table.shape[0]
+    for l in range(L):
+        op = table[l, OP]
+        if op != DENSE and op != CONV2D and op != MAXPOOL2D:
             raise ValueError("table: unknown op code")
-        if table[l, ACT] < IDENTITY or table[l, ACT] > SOFTMAX:
-            raise ValueError("table: unknown activation code")
+        if (table[l, ACT] < IDENTITY or table[l, ACT] > SOFTMAX
+                or (op != DENSE and table[l, ACT] == SOFTMAX)):
+            raise ValueError("table: unknown activation code (softmax is for dense layers)")
         if (table[l, N_IN] < 1 or table[l, N_OUT] < 1
                 or table[l, N_IN] > _INT_MAX or table[l, N_OUT] > _INT_MAX
-                or table[l, W_LEN] != table[l, N_IN] * table[l, N_OUT]
-                or table[l, B_LEN] != table[l, N_OUT]
+                or not _shapes_agree(table, l)
                 or (l > 0 and table[l, N_IN] != table[l - 1, N_OUT])):
             raise ValueError("table: inconsistent shapes")
         # off > n - len, not off + len > n: no int64 overflow
@@ -114,8 +187,25 @@ def _check_table(table, params):
         p = _drop_p(table, l)
         if not (p >= 0.0 and p < 1.0):
             raise ValueError("table: a dropout probability is not in [0, 1)")
-        if p != 0.0 and (l == table.shape[0] - 1 or table[l, ACT] == SOFTMAX):
-            raise ValueError("table: dropout on the output layer or a softmax")
+        if p != 0.0 and (l == L - 1 or table[l, ACT] == SOFTMAX or op != DENSE
+                         or table[l + 1, OP] != DENSE):
+            raise ValueError("table: dropout on the output layer, a softmax, or not between "
+                             "dense layers")
+
+
+@jit
+def _conv_scratch_size(table):
+    """layout.conv_scratch_size: the largest conv layer's im2col columns of one sample,
+    IN_C KH KW x OUT_H OUT_W (0 without conv layers); the table checked."""
+    size = 0
+    for l in range(table.shape[0]):
+        if table[l, OP] == CONV2D:
+            ckk = table[l, W_LEN] // table[l, OUT_C]  # <= params.size
+            ohw = table[l, OUT_H] * table[l, OUT_W]  # <= N_OUT <= INT_MAX
+            if ckk > (2**62) // ohw:
+                raise ValueError("table: a conv layer's im2col columns are too large")
+            size = max(size, ckk * ohw)
+    return size
 
 
 @jit
@@ -147,18 +237,29 @@ def _sum_f64(w):
 
 
 @jit
-def _forward(X, params, table, acts, raw_out, training, seed, step):
+def _forward(X, params, table, acts, raw_out, training, seed, step, scratch):
     """raw_out = the network's raw output; every other layer's output into its block of
     ``acts`` (``_block``); layer l applies its ACT. ``training``: with the dropout of
-    (seed, step), outputs stored masked and unscaled (reference.forward_backward)."""
+    (seed, step), outputs stored masked and unscaled (reference.forward_backward).
+    ``scratch``: the conv layers' im2col columns (_conv_scratch_size)."""
     n = X.shape[0]
     L = table.shape[0]
     for l in range(L):
         z = raw_out if l == L - 1 else _block(acts, n, table, l)
         a = X if l == 0 else _block(acts, n, table, l - 1)
-        _dense_forward_scaled(a, _coef(params, table, l), _intercept(params, table, l),
-                             table[l, ACT], _slope(table, l),
-                             _in_scale(table, l) if training else 1.0, z)
+        op = table[l, OP]
+        if op == DENSE:
+            _dense_forward_scaled(a, _coef(params, table, l), _intercept(params, table, l),
+                                 table[l, ACT], _slope(table, l),
+                                 _in_scale(table, l) if training else 1.0, z)
+        elif op == CONV2D:  # no dropout before a conv layer: its input scale is 1
+            _conv_forward(a, _conv_coef(params, table, l), _intercept(params, table, l),
+                          _row_geometry(table, l), table[l, ACT], _slope(table, l), z,
+                          scratch)
+        else:
+            _pool_forward(a, _row_geometry(table, l), z)
+            if table[l, ACT] != IDENTITY:
+                activation(z, table[l, ACT], _slope(table, l), z)
         if training and _drop_p(table, l) != 0.0:
             _drop_(z, _dropout_key(seed, step, l), _drop_p(table, l), 1.0)
 
@@ -223,8 +324,9 @@ def _l2_and_scale(params, table, alpha, scale, grads_out):
 
 @jit
 def _forward_backward(X, Y, sample_weight, sw, params, table, loss, loss_param, alpha,
-                      grads_out, work, seed, step):
-    """forward_backward without the argument checks; ``sw`` = sum(sample_weight) != 0."""
+                      grads_out, work, seed, step, scratch):
+    """forward_backward without the argument checks; ``sw`` = sum(sample_weight) != 0;
+    ``scratch``: the conv layers' im2col columns."""
     n = X.shape[0]
     L = table.shape[0]
     width = _width(table)
@@ -233,26 +335,44 @@ def _forward_backward(X, Y, sample_weight, sw, params, table, loss, loss_param, 
     deltas = work[n + n * width:n + 2 * n * width]
 
     raw = _block(acts, n, table, L - 1)
-    _forward(X, params, table, acts, raw, True, seed, step)
+    _forward(X, params, table, acts, raw, True, seed, step, scratch)
     data_loss = _loss_gradient(loss, loss_param, Y, raw, sample_weight, loss_out,
                                _block(deltas, n, table, L - 1))
 
     for l in range(L - 1, -1, -1):
         delta = _block(deltas, n, table, l)
-        dW = _coef(grads_out, table, l)
-        db = _intercept(grads_out, table, l)
-        if l == 0:
-            dense_backward(X, delta, dW, db)
-        else:
-            a_prev = _block(acts, n, table, l - 1)
-            dense_backward(a_prev, delta, dW, db)
-            # a_prev is layer l - 1's output: its activation's derivative
-            delta_prev = _block(deltas, n, table, l - 1)
-            dense_backward_delta(delta, _coef(params, table, l), a_prev, table[l - 1, ACT],
-                                 _slope(table, l - 1), delta_prev)
-            if _drop_p(table, l - 1) != 0.0:
-                _drop_(delta_prev, _dropout_key(seed, step, l - 1), _drop_p(table, l - 1),
-                      _in_scale(table, l))
+        op = table[l, OP]
+        if op == DENSE:
+            dW = _coef(grads_out, table, l)
+            db = _intercept(grads_out, table, l)
+            if l == 0:
+                dense_backward(X, delta, dW, db)
+            else:
+                a_prev = _block(acts, n, table, l - 1)
+                dense_backward(a_prev, delta, dW, db)
+                # a_prev is layer l - 1's output: its activation's derivative
+                delta_prev = _block(deltas, n, table, l - 1)
+                dense_backward_delta(delta, _coef(params, table, l), a_prev,
+                                     table[l - 1, ACT], _slope(table, l - 1), delta_prev)
+                if _drop_p(table, l - 1) != 0.0:
+                    _drop_(delta_prev, _dropout_key(seed, step, l - 1),
+                           _drop_p(table, l - 1), _in_scale(table, l))
+        elif op == CONV2D:  # (no dropout around conv and pool layers: _check_table)
+            dW = _conv_coef(grads_out, table, l)
+            db = _intercept(grads_out, table, l)
+            g = _row_geometry(table, l)
+            if l == 0:
+                _conv_backward(X, delta, g, dW, db, scratch)
+            else:
+                a_prev = _block(acts, n, table, l - 1)
+                _conv_backward(a_prev, delta, g, dW, db, scratch)
+                _conv_backward_delta(delta, _conv_coef(params, table, l), a_prev, g,
+                                     table[l - 1, ACT], _slope(table, l - 1),
+                                     _block(deltas, n, table, l - 1), scratch)
+        elif l > 0:  # MAXPOOL2D: no parameters
+            _pool_backward_delta(delta, _block(acts, n, table, l - 1), _row_geometry(table, l),
+                                 table[l - 1, ACT], _slope(table, l - 1),
+                                 _block(deltas, n, table, l - 1))
 
     penalty = _l2_and_scale(params, table, alpha, 1.0 / sw, grads_out)
     return data_loss, penalty
@@ -274,9 +394,12 @@ def forward(X, params, table, work, raw_out):
         raise ValueError("forward: X must have the first layer's N_IN columns")
     if raw_out.shape[0] != n or raw_out.shape[1] != table[L - 1, N_OUT]:
         raise ValueError("forward: raw_out must have shape (X rows, the last layer's N_OUT)")
-    if work.shape[0] < n * table[L - 1, OUT_OFF]:
+    hidden = n * table[L - 1, OUT_OFF]
+    scratch_size = _conv_scratch_size(table)
+    if work.shape[0] < hidden + scratch_size:
         raise ValueError("forward: work is smaller than forward_workspace_size")
-    _forward(X, params, table, work, raw_out, False, 0, 0)
+    _forward(X, params, table, work, raw_out, False, 0, 0,
+             work[hidden:hidden + scratch_size])
 
 
 @kernel
@@ -295,7 +418,9 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
     n = X.shape[0]
     if grads_out.shape[0] != params.shape[0]:
         raise ValueError("forward_backward: grads_out must have the size of params")
-    if work.shape[0] < n * (1 + 2 * _width(table)):
+    used = n * (1 + 2 * _width(table))
+    scratch_size = _conv_scratch_size(table)
+    if work.shape[0] < used + scratch_size:
         raise ValueError("forward_backward: work is smaller than its workspace size")
     if seed < 0 or step < 0:
         raise ValueError("forward_backward: seed and step must be at least 0")
@@ -303,7 +428,7 @@ def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha
     if sw == 0.0:  # the reference's 1 / sum(w) raises here too
         raise ZeroDivisionError("forward_backward: sample weights sum to zero")
     return _forward_backward(X, Y, sample_weight, sw, params, table, loss, loss_param, alpha,
-                             grads_out, work, seed, step)
+                             grads_out, work, seed, step, work[used:used + scratch_size])
 
 
 @kernel
@@ -352,13 +477,16 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
         raise ValueError("train_epoch: unknown optimizer code")
     if state.shape[0] < n_state or state.shape[1] != size:
         raise ValueError("train_epoch: state must have shape (1 (SGD) or 2, params.size)")
-    if work.shape[0] < B * (n_in + n_out + 1) + B * (1 + 2 * _width(table)):
+    fb_used = B * (1 + 2 * _width(table))  # forward_backward's, for B rows
+    scratch_size = _conv_scratch_size(table)
+    if work.shape[0] < B * (n_in + n_out + 1) + fb_used + scratch_size:
         raise ValueError("train_epoch: work is smaller than train_workspace_size")
 
     X_batch = work[:B * n_in].reshape((B, n_in))
     Y_batch = work[B * n_in:B * (n_in + n_out)].reshape((B, n_out))
     w_batch = work[B * (n_in + n_out):B * (n_in + n_out + 1)]
     fb_work = work[B * (n_in + n_out + 1):]
+    scratch = fb_work[fb_used:fb_used + scratch_size]  # after B rows' (batches have <= B)
     lr = config[LR]
     momentum = config[MOMENTUM]
     beta1 = config[BETA1]
@@ -385,7 +513,7 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
             continue
         data_loss, penalty = _forward_backward(xb, yb, wb, sw, params, table, loss,
                                                loss_param, alpha, grads, fb_work, seed,
-                                               step + 1)
+                                               step + 1, scratch)
         if not np.isfinite(data_loss + penalty):
             return loss_sum, penalty_sum, step, 1
         loss_sum += nb * data_loss / sw
