@@ -17,9 +17,11 @@ torch limited to it), which reports:
   ``images_per_s`` = 64 / (ms_per_step / 1000);
 - ``predict_images_per_s``: inference on 512 images (fastnn ``forward`` in chunks of
   128 rows; torch ``eval()`` under ``no_grad`` on the same chunks);
-- ``step_peak_mib``: the peak RSS during the timed steps above the RSS before them
-  (VmHWM reset through /proc/self/clear_refs), i.e. what training steps add once the
-  model, data and buffers exist; ``buffers_mib``: fastnn's workspace and optimizer state.
+- ``step_peak_mib``: what training needs: the peak RSS over the steps (VmHWM) above the
+  RSS once the libraries are loaded, the data made and one throw-away step on one row
+  run (Numba's code loaded, torch's first-call set-up done), the high-water mark reset there through
+  /proc/self/clear_refs: the model, optimizer state, workspace or autograd buffers, and
+  what each step allocates; ``buffers_mib``: fastnn's workspace and optimizer state.
 - ``pct_gemm_peak``: the model's GEMM flops per step over the float32 GEMM peak (scipy's
   sgemm, 1024^3, best of 5) measured in the same run with the same threads.
 
@@ -91,18 +93,25 @@ def _reset_peak():
         pass
 
 
-def _timed(call, repeats):
+def _timed(call, repeats, baseline=None):
+    """Median seconds of ``repeats`` calls after a warm one, and the peak RSS of them all
+    (the warm one included) above ``baseline`` bytes, in MiB."""
     import time
 
-    call()  # warm: first-touch of buffers, Numba's cache load
-    _reset_peak()
-    before = _rss("VmRSS")
+    call()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2], (_rss("VmHWM") - before) / 2**20
+    peak = None if baseline is None else (_rss("VmHWM") - baseline) / 2**20
+    return sorted(times)[len(times) // 2], peak
+
+
+def _baseline():
+    """The RSS now, with the high-water mark reset to it (/proc/self/clear_refs)."""
+    _reset_peak()
+    return _rss("VmRSS")
 
 
 def _limits(threads):
@@ -112,25 +121,23 @@ def _limits(threads):
     return threadpool_limits(limits=threads)
 
 
-def run_fastnn(impl, threads, X, y, steps, repeats):
+def _fastnn_epoch(kernels, X, y, steps, batch=BATCH):
+    """The training steps of ``steps`` batches as one call, and the MiB of its buffers."""
     import fastnn.kernels as fk
     from fastnn import nn
-    from fastnn._backends import get_kernels
     from fastnn._engine import OptimizerState, Problem, train_steps
     from fastnn.kernels import layout
 
-    kernels = get_kernels(impl)
-    net = article_model()
-    table = net.table((3, 32, 32))
-    n = len(X)
-    Xf = X.reshape(n, -1)
+    table = article_model().table((3, 32, 32))
+    n = steps * batch
+    Xf, y = X[:n].reshape(n, -1), y[:n]
     Y = np.eye(10, dtype=np.float32)[y]
     w = np.ones(n, np.float32)
     params = nn.init_params(table, np.random.RandomState(0), np.float32)
     config = np.zeros(fk.N_CONFIG)
     config[[fk.LR, fk.BETA1, fk.BETA2, fk.EPSILON]] = 1e-3, 0.9, 0.999, 1e-8
     problem = Problem(kernels, table, fk.SOFTMAX_CROSS_ENTROPY, 1e-7, 0.0)
-    work = np.empty(layout.train_workspace_size(table, BATCH), np.float32)
+    work = np.empty(layout.train_workspace_size(table, batch), np.float32)
     grads = np.empty_like(params)
     optimizer = OptimizerState.new(params.size, np.float32, 1e-3)
     perm = np.arange(n, dtype=np.int64)
@@ -138,29 +145,41 @@ def run_fastnn(impl, threads, X, y, steps, repeats):
 
     def epoch():
         *_, nonfinite = train_steps(problem, params, optimizer, fk.ADAM, config, Xf, Y, w,
-                                    perm, BATCH, grads, work)
+                                    perm, batch, grads, work)
         assert not nonfinite
 
-    rows = 128
-    fwork = np.empty(layout.forward_workspace_size(table, rows), np.float32)
-    raw = np.empty((rows, 10), np.float32)
-    Xp = Xf[:512] if n >= 512 else np.resize(Xf, (512, Xf.shape[1]))
+    return epoch, params, table, buffers
 
-    def predict():
-        for s in range(0, 512, rows):
-            kernels.forward(Xp[s:s + rows], params, table, fwork, raw)
 
+def run_fastnn(impl, threads, X, y, steps, repeats):
+    from fastnn._backends import get_kernels
+    from fastnn.kernels import layout
+
+    kernels = get_kernels(impl)
     with _limits(threads):
         os.environ["OMP_NUM_THREADS"] = str(threads)
-        step, peak = _timed(epoch, repeats)
+        # Numba's code compiled or loaded first, on one row: buffers this small come back
+        # to the heap, not to the RSS of the steps measured next
+        _fastnn_epoch(kernels, X, y, 1, 1)[0]()
+        baseline = _baseline()
+        epoch, params, table, buffers = _fastnn_epoch(kernels, X, y, steps)
+        step, peak = _timed(epoch, repeats, baseline)
+        rows = 128
+        fwork = np.empty(layout.forward_workspace_size(table, rows), np.float32)
+        raw = np.empty((rows, 10), np.float32)
+        Xp = np.resize(X.reshape(len(X), -1), (512, 3 * 32 * 32))
+
+        def predict():
+            for s in range(0, 512, rows):
+                kernels.forward(Xp[s:s + rows], params, table, fwork, raw)
+
         pred, _ = _timed(predict, repeats)
     return _result(impl, threads, step / steps, peak, pred, buffers, table)
 
 
-def run_torch(impl, threads, X, y, steps, repeats):
+def _torch_epoch(X, y, steps, batch=BATCH):
     import torch
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     t = torch.nn
     model = t.Sequential(
@@ -168,26 +187,37 @@ def run_torch(impl, threads, X, y, steps, repeats):
         t.MaxPool2d(2), t.Conv2d(32, 64, 5, padding=2), t.MaxPool2d(2), t.Flatten(),
         t.Linear(1024, 64), t.Linear(64, 10))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    n = steps * batch
+    Xt, yt = torch.from_numpy(X[:n]), torch.from_numpy(y[:n])
     criterion = t.CrossEntropyLoss()
 
     def epoch():
-        for s in range(0, len(X), BATCH):
+        for s in range(0, n, batch):
             opt.zero_grad(set_to_none=True)
-            criterion(model(Xt[s:s + BATCH]), yt[s:s + BATCH]).backward()
+            criterion(model(Xt[s:s + batch]), yt[s:s + batch]).backward()
             opt.step()
 
-    Xp = Xt[:512] if len(X) >= 512 else Xt.repeat(-(-512 // len(X)), 1, 1, 1)[:512]
+    return epoch, model
 
-    def predict():
-        model.eval()
-        with torch.no_grad():
-            for s in range(0, 512, 128):
-                model(Xp[s:s + 128])
-        model.train()
 
+def run_torch(impl, threads, X, y, steps, repeats):
+    import torch
+
+    torch.set_num_threads(threads)
     with _limits(threads):
-        step, peak = _timed(epoch, repeats)
+        _torch_epoch(X, y, 1, 1)[0]()  # torch's first-call set-up, as Numba's above
+        baseline = _baseline()
+        epoch, model = _torch_epoch(X, y, steps)
+        step, peak = _timed(epoch, repeats, baseline)
+        Xp = torch.from_numpy(np.resize(X, (512, 3, 32, 32)))
+
+        def predict():
+            model.eval()
+            with torch.no_grad():
+                for s in range(0, 512, 128):
+                    model(Xp[s:s + 128])
+            model.train()
+
         pred, _ = _timed(predict, repeats)
     table = article_model().table((3, 32, 32))
     return _result(impl, threads, step / steps, peak, pred, None, table)

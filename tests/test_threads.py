@@ -1,5 +1,5 @@
 """Results do not depend on the number of threads: fits in fresh processes with 1 and 2
-threads (OpenMP for the Cython kernels' column blocks, BLAS for every backend) give the
+threads (OpenMP for the Cython kernels' column blocks and conv samples, BLAS for every backend) give the
 same bits: weights, loss curves, predictions.
 
 With FASTNN_DIGEST_FILE set, the first run records each backend's digest there and a
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow  # two fresh processes per backend
 FIT = r"""
 import json, sys, warnings
 import numpy as np
-from fastnn import MLPClassifier, MLPRegressor
+from fastnn import MLPClassifier, MLPRegressor, NeuralNetClassifier
+from fastnn._demo import digits_cnn_module
 from fastnn.kernels.cython import train
 
 warnings.simplefilter("ignore")
@@ -39,6 +40,13 @@ reg = MLPRegressor(hidden_layer_sizes=(128,), solver="lbfgs", max_iter=20, rando
 # dropout masks drawn inside each column block of the parallel GEMMs
 drop = MLPRegressor(hidden_layer_sizes=(512, 256), dropout=(0.3, 0.2), max_iter=2,
                     batch_size=300, random_state=0, backend=backend).fit(X, X[:, 0] ** 2)
+# conv layers: samples on the threads, dW/db summed in chunks fixed by the batch size
+images = rng.uniform(size=(600, 1, 8, 8))
+cnn = NeuralNetClassifier(digits_cnn_module(), max_iter=2, batch_size=128, random_state=0,
+                          backend=backend).fit(images, rng.randint(0, 10, 600))
+out["cnn"] = {"params": [a.tobytes().hex() for a in cnn.coefs_ + cnn.intercepts_],
+              "loss_curve": cnn.loss_curve_, "loss": cnn.loss_,
+              "predict": cnn.predict_proba(images).tobytes().hex()}
 for name, est in (("clf", clf), ("reg", reg), ("drop", drop)):
     out[name] = {
         "params": [a.tobytes().hex() for a in est.coefs_ + est.intercepts_],
@@ -67,7 +75,7 @@ def test_one_and_two_threads_give_the_same_bits(backend):
     one, two = fit_with_threads(backend, 1), fit_with_threads(backend, 2)
     assert one.pop("openmp_threads") in (0, 1)
     assert two.pop("openmp_threads") in (0, 2)  # 0: a build without OpenMP
-    for name in ("clf", "reg", "drop"):
+    for name in ("clf", "reg", "drop", "cnn"):
         assert one[name]["loss_curve"] == two[name]["loss_curve"], name
         assert one[name]["loss"] == two[name]["loss"], name
         assert one[name]["params"] == two[name]["params"], name

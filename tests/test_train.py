@@ -415,8 +415,9 @@ def test_forward_backward_drives_scipy_lbfgs_like_scikit_learn(kernels):
 def test_cython_epoch_loop_holds_no_gil_and_allocates_nothing():
     """Source-level proof for the Cython epoch: the loop is a ``noexcept nogil`` function
     (Cython refuses Python objects there at compile time), and no allocator is called in
-    it or in the shared cores it inlines; train.pyx's one malloc is the per-call scratch,
-    made before the nogil block."""
+    it or in the shared cores it inlines; train.pyx's two mallocs are the per-call
+    scratches (softmax rows; the conv layers' thread buffers), made before the nogil
+    block."""
     import re
     from pathlib import Path
 
@@ -430,10 +431,14 @@ def test_cython_epoch_loop_holds_no_gil_and_allocates_nothing():
     for pxd in folder.glob("*.pxd"):
         assert not allocators.search(pxd.read_text()), pxd.name
     calls = [m.start() for m in allocators.finditer(train)]
-    scratch = re.search(r"cdef double\* _scratch\(.*?\n\n\n", train, re.S)
-    assert len(calls) == 1 and scratch.start() < calls[0] < scratch.end()
+    scratches = [re.search(r"cdef double\* _scratch\(.*?\n\n\n", train, re.S),
+                 re.search(r"cdef int _conv_buffers\(.*?\n\n\n", train, re.S)]
+    assert len(calls) == 2
+    for call, scratch in zip(calls, scratches):
+        assert scratch.start() < call < scratch.end()
     for body in re.findall(r"\n    with nogil:\n((?:        .*\n|\n)+)", train):
-        assert "_scratch" not in body and not allocators.search(body)
+        assert "_scratch" not in body and "_conv_buffers" not in body
+        assert not allocators.search(body)
 
 
 def test_numba_training_kernels_release_the_gil():

@@ -6,15 +6,20 @@
 # Per-sample layout C x H x W (PyTorch's), samples one after the other; conv weights
 # (F, C, KH, KW) row-major, which is the row-major (F, C KH KW) matrix of the GEMMs.
 # A conv lowers one sample to its columns (im2col: row (c, u, v) of the (C KH KW, OH OW)
-# scratch holds x[c, i SH + u - PH, j SW + v - PW] at column i OW + j, 0 in the padding)
-# and makes one GEMM of it; the (F, OH OW) product is already the sample's C x H x W
-# output. The callers give the scratch (C KH KW x OH OW elements): conv.pyx mallocs it,
-# train.pyx uses the workspace's (fastnn.kernels.layout.conv_scratch_size).
+# matrix holds x[c, i SH + u - PH, j SW + v - PW] at column i OW + j, 0 in the padding)
+# and multiplies them, sample by sample, so that a sample's results never depend on the
+# others (nor on the thread that runs it). The columns are made a block of channels at a
+# time (Window.cb, shapes alone choose), each block's GEMM accumulating into the output:
+# the block stays in the core's cache between im2col and the GEMM that reads it. Where
+# the padded sample is no larger than its columns (Window.hp), im2col copies rows of a
+# zero-padded copy of the sample (contiguous spans for stride 1); else it finds the
+# in-image ranges (axis_range, im2col). The callers give the scratch: conv.pyx mallocs
+# it, train.pyx one set per thread (conv_cols_size, conv_pad_size).
 #
 # The cores trust their Window (validated by the callers with Python's integers:
-# conv.pyx's _out_size, train.pyx's _network) and never form a product of an output
-# index and a stride that the window's own sizes do not bound (axis_range), so a
-# validated window cannot overflow Py_ssize_t, whatever its padding.
+# conv.pyx's _out_size, train.pyx's _network; then conv_plan) and never form a product
+# of an output index and a stride that the window's own sizes do not bound (axis_range),
+# so a validated window cannot overflow Py_ssize_t, whatever its padding.
 
 from libc.math cimport INFINITY
 from libc.string cimport memcpy, memset
@@ -30,15 +35,64 @@ ctypedef struct Window:  # a conv or pool layer's shapes, per sample
     Py_ssize_t kh, kw  # kernel
     Py_ssize_t sh, sw  # stride
     Py_ssize_t ph, pw  # padding on each side
+    # set by conv_plan (convs only; shapes alone):
+    Py_ssize_t hp, wp  # the zero-padded sample's height and width, H + 2 PH and W + 2 PW,
+    # or hp = 0: im2col by in-image ranges (the padded sample larger than its columns)
+    Py_ssize_t cb  # channels per im2col block (all C with hp = 0 or a pointwise conv)
 
 
 cdef enum:
     BIAS_LANES = 8  # independent partial sums of the bias gradient (a vector of them)
+    # Elements of one im2col block, at most (unless one channel is more): 48k floats is
+    # 192 KiB, inside the per-core L2 with the GEMM's packed panels (measured on the
+    # CIFAR model's shapes, AMD EPYC Zen 3, 512 KiB L2: see conv_plan).
+    CONV_BLOCK = 1 << 30
+    REDUCE_BLOCK = 64  # dW's elements summed side by side (conv_reduce)
 
 
 cdef inline bint pointwise(const Window* g) noexcept nogil:
     """A 1x1 kernel, stride 1, no padding: the sample itself is its im2col matrix."""
     return g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.ph == 0 and g.pw == 0
+
+
+cdef inline void conv_plan(Window* g) noexcept nogil:
+    """Set a conv window's hp, wp and cb, from its shapes alone. The padded copy is used
+    where C (H + 2 PH) (W + 2 PW) <= C KH KW OH OW: the copy is then no larger than the
+    columns and cheaper to make (the product compared in double: its operands are
+    validated and the columns' size is below 2**62, so nothing overflows). The blocks
+    split the channels evenly into the fewest blocks of at most CONV_BLOCK elements."""
+    cdef Py_ssize_t per = g.kh * g.kw * g.oh * g.ow, nb  # one channel's rows of columns
+    g.hp = g.wp = 0
+    g.cb = g.c
+    if pointwise(g):
+        return
+    if <double>g.c * (g.h + 2.0 * g.ph) * (g.w + 2.0 * g.pw) <= <double>g.c * per:
+        g.hp = g.h + 2 * g.ph
+        g.wp = g.w + 2 * g.pw
+        nb = min(g.c, (g.c * per + CONV_BLOCK - 1) // CONV_BLOCK)
+        g.cb = (g.c + nb - 1) // nb
+
+
+cdef inline Py_ssize_t conv_cols_size(const Window* g) noexcept nogil:
+    """Elements of one thread's im2col scratch for this conv (after conv_plan)."""
+    if pointwise(g):
+        return 0
+    return g.cb * g.kh * g.kw * g.oh * g.ow
+
+
+cdef inline Py_ssize_t conv_pad_size(const Window* g) noexcept nogil:
+    """Elements of one zero-padded sample (C, hp, wp) for this conv: 0 where the copy is
+    not made (no padding, or hp = 0)."""
+    if g.hp == 0 or (g.ph == 0 and g.pw == 0):
+        return 0
+    return g.c * g.hp * g.wp
+
+
+cdef inline bint conv_dw_transposed(const Window* g) noexcept nogil:
+    """Whether the GEMMs make dW.T, (C KH KW, F) row-major: where OH OW >= F. The BLAS
+    (OpenBLAS 0.3.30, Haswell kernels, float32) takes 0.55-0.8x the time of the product
+    with m = C KH KW for the CIFAR model's shapes. Shapes alone choose."""
+    return g.oh * g.ow >= g.f
 
 
 cdef inline void gemm_beta(
@@ -182,146 +236,327 @@ cdef inline void col2im(
 # --------------------------------------------------------------------------- convolution
 
 
+cdef inline const floating* conv_source(
+    const floating* x,  # IN (C, H, W): one sample
+    const Window* g,  # hp > 0
+    floating* xp,  # scratch (conv_pad_size,)
+) noexcept nogil:
+    """The sample im2col_rows reads, (C, hp, wp): x itself without padding, else xp,
+    written whole (its zeros too: the scratch serves convs of other shapes)."""
+    cdef Py_ssize_t c, r, wp = g.wp, pw = g.pw
+    cdef floating* row
+    if g.ph == 0 and g.pw == 0:
+        return x
+    for c in range(g.c):
+        row = xp + c * g.hp * wp
+        memset(row, 0, g.ph * wp * sizeof(floating))
+        row += g.ph * wp
+        for r in range(g.h):
+            memset(row, 0, pw * sizeof(floating))
+            memcpy(row + pw, x + (c * g.h + r) * g.w, g.w * sizeof(floating))
+            memset(row + pw + g.w, 0, pw * sizeof(floating))
+            row += wp
+        memset(row, 0, g.ph * wp * sizeof(floating))
+    return xp
+
+
+cdef inline void im2col_rows(
+    const floating* src,  # IN (C, hp, wp): the padded sample (conv_source)
+    const Window* g,
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+    floating* cols,  # OUT ((c1 - c0) KH KW, OH OW)
+) noexcept nogil:
+    """The rows of channels [c0, c1) of im2col: cols[((c - c0) KH + u) KW + v, i OW + j] =
+    src[c, i SH + u, j SW + v], spans of OW contiguous values for stride 1."""
+    cdef Py_ssize_t c, u, v, i, j, ow = g.ow, sw = g.sw, step = g.sh * g.wp
+    cdef floating* out = cols
+    cdef const floating* s
+    for c in range(c0, c1):
+        for u in range(g.kh):
+            for v in range(g.kw):
+                s = src + (c * g.hp + u) * g.wp + v
+                for i in range(g.oh):
+                    if sw == 1:
+                        for j in range(ow):
+                            out[j] = s[j]
+                    else:
+                        for j in range(ow):
+                            out[j] = s[j * sw]
+                    out += ow
+                    s += step
+
+
+cdef inline void col2im_rows(
+    const floating* cols,  # IN ((c1 - c0) KH KW, OH OW)
+    const Window* g,
+    Py_ssize_t c0,
+    Py_ssize_t c1,
+    floating* dst,  # INOUT (C, hp, wp): the padded sample's accumulator
+) noexcept nogil:
+    """im2col_rows' transpose, added into dst: each element gets its terms in (u, v)
+    order, as col2im's (the same bits once the padding is dropped)."""
+    cdef Py_ssize_t c, u, v, i, j, ow = g.ow, sw = g.sw, step = g.sh * g.wp
+    cdef const floating* s = cols
+    cdef floating* d
+    for c in range(c0, c1):
+        for u in range(g.kh):
+            for v in range(g.kw):
+                d = dst + (c * g.hp + u) * g.wp + v
+                for i in range(g.oh):
+                    if sw == 1:
+                        for j in range(ow):
+                            d[j] = d[j] + s[j]
+                    else:
+                        for j in range(ow):
+                            d[j * sw] = d[j * sw] + s[j]
+                    s += ow
+                    d += step
+
+
+cdef inline void conv_forward_sample(
+    const floating* x,  # IN (C, H, W): one sample
+    const Window* g,  # conv_plan'ed
+    const floating* W,  # IN (F, C, KH, KW)
+    const floating* b,  # IN (F,)
+    int act,  # never SOFTMAX
+    double negative_slope,
+    floating* z_out,  # OUT (F, OH, OW)
+    floating* cols,  # scratch (conv_cols_size,)
+    floating* xp,  # scratch (conv_pad_size,)
+) noexcept nogil:
+    """z_out = act(W * x + b) for one sample: im2col a block of channels at a time, each
+    block's GEMM (F, cb KH KW) @ (cb KH KW, OH OW) added into z_out, then the bias (the
+    sum in the array type, as the reference's z += b) and the activation (in double,
+    _dense's) channel by channel, the channel still in L1."""
+    cdef Py_ssize_t q, p, blk, c0, c1, kk = g.kh * g.kw
+    cdef Py_ssize_t ckk = g.c * kk, ohw = g.oh * g.ow
+    cdef const floating* src
+    cdef floating* z
+    cdef floating bq
+    # row-major z (F, OHW) = W (F, CKK) @ a (CKK, OHW) is column-major z.T = a.T @ W.T
+    if pointwise(g):
+        gemm_beta(c'N', c'N', <int>ohw, <int>g.f, <int>ckk, x, <int>ohw, W, <int>ckk,
+                  0.0, z_out, <int>ohw)
+    elif g.hp == 0:
+        im2col(x, g, cols)
+        gemm_beta(c'N', c'N', <int>ohw, <int>g.f, <int>ckk, cols, <int>ohw, W, <int>ckk,
+                  0.0, z_out, <int>ohw)
+    else:
+        src = conv_source(x, g, xp)
+        for blk in range((g.c + g.cb - 1) // g.cb):
+            c0 = blk * g.cb
+            c1 = min(g.c, c0 + g.cb)
+            im2col_rows(src, g, c0, c1, cols)
+            gemm_beta(c'N', c'N', <int>ohw, <int>g.f, <int>((c1 - c0) * kk), cols,
+                      <int>ohw, W + c0 * kk, <int>ckk, 0.0 if c0 == 0 else 1.0, z_out,
+                      <int>ohw)
+    for q in range(g.f):
+        z = z_out + q * ohw
+        bq = b[q]
+        for p in range(ohw):
+            z[p] = z[p] + bq
+        activation_rows(z, 1, ohw, act, negative_slope, z, <double*>NULL)
+
+
 cdef inline void conv_forward(
     const floating* x,  # IN (n, C, H, W)
     Py_ssize_t n,
-    const Window* g,
+    const Window* g,  # conv_plan'ed
     const floating* W,  # IN (F, C, KH, KW)
     const floating* b,  # IN (F,)
     int act,  # never SOFTMAX
     double negative_slope,
     floating* z_out,  # OUT (n, F, OH, OW)
-    floating* cols,  # scratch (C KH KW, OH OW); unused by a pointwise conv (may be NULL)
+    floating* cols,  # scratch (conv_cols_size,)
+    floating* xp,  # scratch (conv_pad_size,)
 ) noexcept nogil:
-    """z_out = act(W * x + b) sample by sample: im2col, one GEMM (F, C KH KW) @ (C KH KW,
-    OH OW), then the bias (the sum in the array type, as the reference's z += b) and
-    the activation (in double, _dense's) channel by channel, the channel still in L1."""
-    cdef Py_ssize_t s, q, p
-    cdef Py_ssize_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow
-    cdef Py_ssize_t n_in = g.c * g.h * g.w, n_out = g.f * ohw
-    cdef const floating* a
-    cdef floating* z
-    cdef floating bq
+    """conv_forward_sample of every sample, in order."""
+    cdef Py_ssize_t s, n_in = g.c * g.h * g.w, n_out = g.f * g.oh * g.ow
     for s in range(n):
-        if pointwise(g):
-            a = x + s * n_in
-        else:
-            im2col(x + s * n_in, g, cols)
-            a = cols
-        # row-major z (F, OHW) = W (F, CKK) @ a (CKK, OHW) is column-major z.T = a.T @ W.T
-        gemm_beta(c'N', c'N', <int>ohw, <int>g.f, <int>ckk, a, <int>ohw, W, <int>ckk,
-                  0.0, z_out + s * n_out, <int>ohw)
-        for q in range(g.f):
-            z = z_out + s * n_out + q * ohw
-            bq = b[q]
-            for p in range(ohw):
-                z[p] = z[p] + bq
-            activation_rows(z, 1, ohw, act, negative_slope, z, <double*>NULL)
+        conv_forward_sample(x + s * n_in, g, W, b, act, negative_slope, z_out + s * n_out,
+                            cols, xp)
 
 
-cdef inline void conv_bias_grad(
+cdef inline void _conv_dw_gemm(
+    const floating* a,  # IN (nr, OH OW): rows [r0, r0 + nr) of the sample's im2col
+    const floating* delta,  # IN (F, OH OW)
+    const Window* g,
+    Py_ssize_t r0,
+    Py_ssize_t nr,
+    bint tr,  # conv_dw_transposed
+    floating beta,
+    floating* dw,  # INOUT dW (F, CKK), or dW.T (CKK, F): columns (rows) [r0, r0 + nr)
+) noexcept nogil:
+    cdef Py_ssize_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow
+    if tr:
+        # row-major dW.T (CKK, F) += a @ delta.T is column-major dW = delta @ a.T
+        gemm_beta(c'T', c'N', <int>g.f, <int>nr, <int>ohw, delta, <int>ohw, a, <int>ohw,
+                  beta, dw + r0 * g.f, <int>g.f)
+    else:
+        # row-major dW (F, CKK) += delta @ a.T is column-major dW.T += a @ delta.T
+        gemm_beta(c'T', c'N', <int>nr, <int>g.f, <int>ohw, a, <int>ohw, delta, <int>ohw,
+                  beta, dw + r0, <int>ckk)
+
+
+cdef inline void conv_backward_sample(
+    const floating* x,  # IN (C, H, W): one sample of the layer's input, x = f(z_prev)
+    const floating* delta,  # IN (F, OH, OW): its delta
+    const Window* g,  # conv_plan'ed
+    floating* dw,  # INOUT (F C KH KW,): dW, or dW.T where conv_dw_transposed; or NULL
+    bint accumulate,  # dw += the sample's term (else dw = it)
+    const floating* W,  # IN (F, C, KH, KW): read only with delta_prev_out
+    int act_prev,
+    double negative_slope,
+    floating* delta_prev_out,  # OUT (C, H, W), or NULL: no delta
+    floating* cols,  # scratch (conv_cols_size,); a pointwise conv's unused
+    floating* xp,  # scratch (conv_pad_size,): the padded sample
+    floating* dxp,  # scratch (conv_pad_size,): the padded delta
+) noexcept nogil:
+    """One sample's term of dW, delta @ im2col(x).T, and its delta_prev_out =
+    col2im(W.T @ delta) * f'(z_prev) (f' from x), a block of channels at a time: the
+    block's columns feed its dW GEMM, then hold its delta's columns (W.T @ delta, those
+    channels' rows) until col2im adds them in."""
+    cdef Py_ssize_t blk, c0, c1, r0, nr, kk = g.kh * g.kw
+    cdef Py_ssize_t ckk = g.c * kk, ohw = g.oh * g.ow, n_in = g.c * g.h * g.w
+    cdef bint tr = conv_dw_transposed(g)
+    cdef floating beta = 1.0 if accumulate else 0.0
+    cdef const floating* src = x
+    cdef floating* acc = delta_prev_out
+    if g.hp == 0 or pointwise(g):  # one block of every channel
+        if dw != NULL:
+            if not pointwise(g):
+                im2col(x, g, cols)
+                src = cols
+            _conv_dw_gemm(src, delta, g, 0, ckk, tr, beta, dw)
+        if delta_prev_out != NULL:
+            # row-major dcols (CKK, OHW) = W.T @ delta is column-major dcols.T = delta.T @ W
+            if pointwise(g):  # col2im is the identity
+                gemm_beta(c'N', c'T', <int>ohw, <int>ckk, <int>g.f, delta, <int>ohw, W,
+                          <int>ckk, 0.0, delta_prev_out, <int>ohw)
+            else:
+                gemm_beta(c'N', c'T', <int>ohw, <int>ckk, <int>g.f, delta, <int>ohw, W,
+                          <int>ckk, 0.0, cols, <int>ohw)
+                col2im(cols, g, delta_prev_out)
+    else:
+        if dw != NULL:
+            src = conv_source(x, g, xp)
+        if delta_prev_out != NULL:
+            if conv_pad_size(g):
+                acc = dxp
+            memset(acc, 0, g.c * g.hp * g.wp * sizeof(floating))
+        for blk in range((g.c + g.cb - 1) // g.cb):
+            c0 = blk * g.cb
+            c1 = min(g.c, c0 + g.cb)
+            r0, nr = c0 * kk, (c1 - c0) * kk
+            if dw != NULL:
+                im2col_rows(src, g, c0, c1, cols)
+                _conv_dw_gemm(cols, delta, g, r0, nr, tr, beta, dw)
+            if delta_prev_out != NULL:
+                gemm_beta(c'N', c'T', <int>ohw, <int>nr, <int>g.f, delta, <int>ohw, W + r0,
+                          <int>ckk, 0.0, cols, <int>ohw)
+                col2im_rows(cols, g, c0, c1, acc)
+        if delta_prev_out != NULL and acc == dxp:  # drop the padding
+            for c0 in range(g.c):
+                for r0 in range(g.h):
+                    memcpy(delta_prev_out + (c0 * g.h + r0) * g.w,
+                           dxp + (c0 * g.hp + r0 + g.ph) * g.wp + g.pw,
+                           g.w * sizeof(floating))
+    if delta_prev_out != NULL:
+        activation_grad_rows(x, 1, n_in, act_prev, negative_slope, delta_prev_out)
+
+
+cdef inline double bias_sum(
     const floating* delta,  # IN (n, F, OH OW)
     Py_ssize_t n,
     Py_ssize_t f,
     Py_ssize_t ohw,
-    floating* db_out,  # OUT (F,)
+    Py_ssize_t q,
 ) noexcept nogil:
-    """db_out[q] = the sum of delta[:, q] over samples and positions, in double, in
-    BIAS_LANES independent partial sums (one vector of them; a single running sum would
-    be a chain of dependent additions)."""
-    cdef Py_ssize_t q, s, p, t, p8 = ohw - ohw % BIAS_LANES
+    """The sum of delta[:, q] over samples and positions, in double, in BIAS_LANES
+    independent partial sums (one vector of them; a single running sum would be a chain
+    of dependent additions)."""
+    cdef Py_ssize_t s, p, t, p8 = ohw - ohw % BIAS_LANES
     cdef double acc[BIAS_LANES]
     cdef const floating* d
-    for q in range(f):
-        for t in range(BIAS_LANES):
-            acc[t] = 0.0
-        for s in range(n):
-            d = delta + (s * f + q) * ohw
-            for p in range(p8 // BIAS_LANES):
-                for t in range(BIAS_LANES):
-                    acc[t] += d[p * BIAS_LANES + t]
-            for p in range(p8, ohw):
-                acc[0] += d[p]
-        db_out[q] = (((acc[0] + acc[1]) + (acc[2] + acc[3]))
-                     + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
+    for t in range(BIAS_LANES):
+        acc[t] = 0.0
+    for s in range(n):
+        d = delta + (s * f + q) * ohw
+        for p in range(p8 // BIAS_LANES):
+            for t in range(BIAS_LANES):
+                acc[t] += d[p * BIAS_LANES + t]
+        for p in range(p8, ohw):
+            acc[0] += d[p]
+    return (((acc[0] + acc[1]) + (acc[2] + acc[3]))
+            + ((acc[4] + acc[5]) + (acc[6] + acc[7])))
 
 
-cdef inline void conv_delta_sample(
-    const floating* delta,  # IN (F, OH OW): one sample's
-    const floating* W,  # IN (F, C, KH, KW)
-    const floating* x,  # IN (C, H, W): the sample's input, x = f(z_prev)
+cdef inline void conv_reduce(
+    const floating* parts,  # IN (n_parts, stride): each a dw of conv_backward_sample
+    Py_ssize_t n_parts,
+    Py_ssize_t stride,
     const Window* g,
-    int act_prev,
-    double negative_slope,
-    floating* delta_prev_out,  # OUT (C, H, W)
-    floating* cols,  # scratch (C KH KW, OH OW); unused by a pointwise conv (may be NULL)
+    Py_ssize_t q0,  # the rows (dW's columns) [q0, q1) of C KH KW
+    Py_ssize_t q1,
+    floating* dW_out,  # OUT (F, C KH KW): columns [q0, q1)
 ) noexcept nogil:
-    """delta_prev_out = col2im(W.T @ delta) * f'(z_prev), f' taken from x."""
-    cdef Py_ssize_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow
-    # row-major dcols (CKK, OHW) = W.T @ delta is column-major dcols.T = delta.T @ W
-    if pointwise(g):  # col2im is the identity
-        gemm_beta(c'N', c'T', <int>ohw, <int>ckk, <int>g.f, delta, <int>ohw, W, <int>ckk,
-                  0.0, delta_prev_out, <int>ohw)
-    else:
-        gemm_beta(c'N', c'T', <int>ohw, <int>ckk, <int>g.f, delta, <int>ohw, W, <int>ckk,
-                  0.0, cols, <int>ohw)
-        col2im(cols, g, delta_prev_out)
-    activation_grad_rows(x, 1, g.c * g.h * g.w, act_prev, negative_slope, delta_prev_out)
+    """dW_out = the parts' sum, in double and in the parts' order (then rounded once),
+    transposed back where conv_dw_transposed."""
+    cdef Py_ssize_t q, i, k, i0, nb, blk, ckk = g.c * g.kh * g.kw
+    cdef double acc[REDUCE_BLOCK]
+    cdef const floating* p
+    if conv_dw_transposed(g):  # parts (CKK, F): runs of F along i
+        for q in range(q0, q1):
+            for blk in range((g.f + REDUCE_BLOCK - 1) // REDUCE_BLOCK):
+                i0 = blk * REDUCE_BLOCK
+                nb = min(<Py_ssize_t>REDUCE_BLOCK, g.f - i0)
+                p = parts + q * g.f + i0
+                for i in range(nb):
+                    acc[i] = p[i]
+                for k in range(1, n_parts):
+                    p = parts + k * stride + q * g.f + i0
+                    for i in range(nb):
+                        acc[i] += p[i]
+                for i in range(nb):
+                    dW_out[(i0 + i) * ckk + q] = <floating>acc[i]
+    else:  # parts (F, CKK): runs along q
+        for i in range(g.f):
+            for blk in range((q1 - q0 + REDUCE_BLOCK - 1) // REDUCE_BLOCK):
+                i0 = q0 + blk * REDUCE_BLOCK
+                nb = min(<Py_ssize_t>REDUCE_BLOCK, q1 - i0)
+                p = parts + i * ckk + i0
+                for q in range(nb):
+                    acc[q] = p[q]
+                for k in range(1, n_parts):
+                    p = parts + k * stride + i * ckk + i0
+                    for q in range(nb):
+                        acc[q] += p[q]
+                for q in range(nb):
+                    dW_out[i * ckk + i0 + q] = <floating>acc[q]
 
 
 cdef inline void conv_backward(
     const floating* x,  # IN (n, C, H, W): the layer's input
     const floating* delta,  # IN (n, F, OH, OW)
-    Py_ssize_t n,
-    const Window* g,
+    Py_ssize_t n,  # >= 1
+    const Window* g,  # conv_plan'ed
     floating* dW_out,  # OUT (F, C, KH, KW)
     floating* db_out,  # OUT (F,)
-    const floating* W,  # IN (F, C, KH, KW): read only with delta_prev_out
-    int act_prev,
-    double negative_slope,
-    floating* delta_prev_out,  # OUT (n, C, H, W), or NULL: no delta (the first layer)
-    floating* cols,  # scratch (C KH KW, OH OW), a pointwise conv's too
+    floating* part,  # scratch (F C KH KW,): dW, or dW.T where conv_dw_transposed
+    floating* cols,  # scratch (conv_cols_size,)
+    floating* xp,  # scratch (conv_pad_size,)
 ) noexcept nogil:
-    """dW_out = sum_i delta_i @ im2col(x_i).T, db_out = delta's sums per channel and,
-    with delta_prev_out, each sample's delta (conv_delta_sample) right after its dW
-    term, in the same scratch: samples in order, sample 0's GEMM with beta = 0.
-
-    Where OH OW >= F (the scratch then holds F C KH KW values) the GEMMs make dW.T,
-    (C KH KW, F) row-major, in dW_out, transposed through the scratch at the end: the
-    BLAS (OpenBLAS 0.3.30, Haswell kernels, float32) takes 0.55-0.8x the time of the
-    product with m = C KH KW for the CIFAR model's shapes. Shapes alone choose."""
-    cdef Py_ssize_t s, i, q
-    cdef Py_ssize_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow
-    cdef Py_ssize_t n_in = g.c * g.h * g.w, n_out = g.f * ohw
-    cdef bint transposed = ohw >= g.f and n > 0
-    cdef const floating* a
-    if n == 0:
-        for i in range(g.f * ckk):
-            dW_out[i] = 0
+    """dW_out = sum_i delta_i @ im2col(x_i).T (samples in order, accumulated by the GEMMs
+    in one part of conv_reduce), db_out = delta's sums per channel (bias_sum)."""
+    cdef Py_ssize_t s, q, n_in = g.c * g.h * g.w, n_out = g.f * g.oh * g.ow
     for s in range(n):
-        if pointwise(g):
-            a = x + s * n_in
-        else:
-            im2col(x + s * n_in, g, cols)
-            a = cols
-        if transposed:
-            # row-major dW.T (CKK, F) += a @ delta_s.T is column-major dW = delta_s @ a.T
-            gemm_beta(c'T', c'N', <int>g.f, <int>ckk, <int>ohw, delta + s * n_out,
-                      <int>ohw, a, <int>ohw, 0.0 if s == 0 else 1.0, dW_out, <int>g.f)
-        else:
-            # row-major dW (F, CKK) += delta_s @ a.T is column-major dW.T += a @ delta_s.T
-            gemm_beta(c'T', c'N', <int>ckk, <int>g.f, <int>ohw, a, <int>ohw,
-                      delta + s * n_out, <int>ohw, 0.0 if s == 0 else 1.0, dW_out,
-                      <int>ckk)
-        if delta_prev_out != NULL:
-            conv_delta_sample(delta + s * n_out, W, x + s * n_in, g, act_prev,
-                              negative_slope, delta_prev_out + s * n_in, cols)
-    if transposed:  # dW_out holds dW.T: through the (now free) scratch
-        for q in range(ckk):
-            for i in range(g.f):
-                cols[i * ckk + q] = dW_out[q * g.f + i]
-        memcpy(dW_out, cols, g.f * ckk * sizeof(floating))
-    conv_bias_grad(delta, n, g.f, ohw, db_out)
+        conv_backward_sample(x + s * n_in, delta + s * n_out, g, part, s > 0,
+                             <const floating*>NULL, 0, 0.0, <floating*>NULL, cols, xp,
+                             <floating*>NULL)
+    conv_reduce(part, 1, 0, g, 0, g.c * g.kh * g.kw, dW_out)
+    for q in range(g.f):
+        db_out[q] = <floating>bias_sum(delta, n, g.f, g.oh * g.ow, q)
 
 
 # --------------------------------------------------------------------------- max pooling
@@ -436,23 +671,119 @@ cdef inline void pool_row_argmax(
             idx[t] = nan_idx[t]
 
 
-cdef inline void maxpool_forward(
-    const floating* x,  # IN (n, C, H, W), H, W >= 1
-    Py_ssize_t n,
+cdef inline bint pool2(const Window* g) noexcept nogil:
+    """The common 2x2 pool of stride 2 without padding: windows that do not overlap."""
+    return (g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.ph == 0
+            and g.pw == 0)
+
+
+cdef inline void pool2_forward_plane(
+    const floating* plane,  # IN (H, W)
+    const Window* g,  # pool2
+    floating* z,  # OUT (OH, OW)
+) noexcept nogil:
+    """pool_argmax's value of each 2x2 window: the scan over its four positions in order,
+    taking a value greater than the best so far (from -inf) or NaN, keeps the value it
+    takes, so the window's value is the scan's last taken value (the same bits). The
+    selects are independent across outputs: one vector loop per row."""
+    cdef Py_ssize_t i, j, ow = g.ow
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef floating m, v
+    for i in range(g.oh):
+        r0 = plane + 2 * i * g.w
+        r1 = r0 + g.w
+        for j in range(ow):
+            m = -INFINITY
+            v = r0[2 * j]
+            m = v if (v > m) | (v != v) else m
+            v = r0[2 * j + 1]
+            m = v if (v > m) | (v != v) else m
+            v = r1[2 * j]
+            m = v if (v > m) | (v != v) else m
+            v = r1[2 * j + 1]
+            m = v if (v > m) | (v != v) else m
+            z[i * ow + j] = m
+
+
+cdef inline void pool2_backward_plane(
+    const floating* d,  # IN (OH, OW)
+    const floating* plane,  # IN (H, W)
+    const Window* g,  # pool2
+    floating* dp,  # OUT (H, W)
+) noexcept nogil:
+    """np.add.at of each delta at its 2x2 window's maximum (pool_argmax: the scan of
+    pool2_forward_plane, tracking which of the four it took; the first if none) into
+    zeros: the windows do not overlap, so each position gets 0 + its delta or 0, written
+    once (the rows and columns no window covers: 0). Per row of POOL_BLOCK windows: a
+    vector loop finds which position each takes (selects), then the zeros and one
+    branch-free store per window (selects of the four stores do not vectorize)."""
+    cdef Py_ssize_t i, j, j0, nj, jb, ow = g.ow, w = g.w
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef const floating* dr
+    cdef floating* o0
+    cdef floating* o1
+    cdef floating m, v
+    cdef int k
+    cdef int which[POOL_BLOCK]
+    for i in range(g.oh):
+        for jb in range((ow + POOL_BLOCK - 1) // POOL_BLOCK):
+            j0 = jb * POOL_BLOCK
+            nj = min(<Py_ssize_t>POOL_BLOCK, ow - j0)
+            r0 = plane + 2 * i * w + 2 * j0
+            r1 = r0 + w
+            for j in range(nj):
+                v = r0[2 * j]
+                m = v  # taken: > -inf, or NaN; else -inf, and so is v
+                k = 0
+                v = r0[2 * j + 1]
+                k = 1 if (v > m) | (v != v) else k
+                m = v if (v > m) | (v != v) else m
+                v = r1[2 * j]
+                k = 2 if (v > m) | (v != v) else k
+                m = v if (v > m) | (v != v) else m
+                v = r1[2 * j + 1]
+                k = 3 if (v > m) | (v != v) else k
+                which[j] = k
+            dr = d + i * ow + j0
+            o0 = dp + 2 * i * w + 2 * j0
+            for j in range(2 * nj):
+                o0[j] = 0
+                o0[w + j] = 0
+            for j in range(nj):  # one store per window, at r0 + (k & 1) or r1 + (k & 1)
+                k = which[j]
+                o0[2 * j + (k & 1) + (k >> 1) * w] = dr[j] + 0  # 0 + delta, as np.add.at
+        o0 = dp + 2 * i * w  # into zeros (-0.0 becomes 0.0)
+        o1 = o0 + w
+        for j in range(2 * ow, w):
+            o0[j] = 0
+            o1[j] = 0
+    for i in range(2 * g.oh * w, g.h * w):
+        dp[i] = 0
+
+
+cdef inline void maxpool_forward_sample(
+    const floating* x,  # IN (C, H, W), H, W >= 1: one sample
     const Window* g,  # f == c
-    floating* z_out,  # OUT (n, C, OH, OW)
+    floating* z_out,  # OUT (C, OH, OW)
 ) noexcept nogil:
     """z_out = x at each window's maximum (pool_argmax)."""
-    cdef Py_ssize_t pl, i, j, jb, j0, j1, r_lo, r_hi, c_lo, c_hi, hw = g.h * g.w
+    cdef Py_ssize_t c, i, j, jb, j0, j1, r_lo, r_hi, c_lo, c_hi, hw = g.h * g.w
     cdef Py_ssize_t idx[POOL_BLOCK]
     cdef PoolCols pc
-    cdef bint by_rows = pool_cols(g, &pc)
+    cdef bint by_rows
     cdef const floating* plane
     cdef floating* z
-    for pl in range(n * g.c):
-        plane = x + pl * hw
+    if pool2(g):
+        for c in range(g.c):
+            pool2_forward_plane(x + c * hw, g, z_out + c * g.oh * g.ow)
+        return
+    by_rows = pool_cols(g, &pc)
+    for c in range(g.c):
+        plane = x + c * hw
         for i in range(g.oh):
-            z = z_out + (pl * g.oh + i) * g.ow
+            z = z_out + (c * g.oh + i) * g.ow
             pool_rows(i, g.h, g.kh, g.sh, g.ph, &r_lo, &r_hi)
             if by_rows:
                 for jb in range((g.ow + POOL_BLOCK - 1) // POOL_BLOCK):
@@ -467,34 +798,48 @@ cdef inline void maxpool_forward(
                     z[j] = plane[pool_argmax(plane, g.w, r_lo, r_hi, c_lo, c_hi)]
 
 
-cdef inline void maxpool_backward_delta(
-    const floating* delta,  # IN (n, C, OH, OW)
-    const floating* x,  # IN (n, C, H, W), H, W >= 1: the layer's input, x = f(z_prev)
+cdef inline void maxpool_forward(
+    const floating* x,  # IN (n, C, H, W), H, W >= 1
     Py_ssize_t n,
+    const Window* g,  # f == c
+    floating* z_out,  # OUT (n, C, OH, OW)
+) noexcept nogil:
+    """maxpool_forward_sample of every sample."""
+    cdef Py_ssize_t s, n_in = g.c * g.h * g.w, n_out = g.c * g.oh * g.ow
+    for s in range(n):
+        maxpool_forward_sample(x + s * n_in, g, z_out + s * n_out)
+
+
+cdef inline void maxpool_backward_sample(
+    const floating* delta,  # IN (C, OH, OW): one sample's
+    const floating* x,  # IN (C, H, W), H, W >= 1: the layer's input, x = f(z_prev)
     const Window* g,  # f == c
     int act_prev,
     double negative_slope,
-    floating* delta_prev_out,  # OUT (n, C, H, W)
+    floating* delta_prev_out,  # OUT (C, H, W)
 ) noexcept nogil:
-    """delta_prev_out = 0, every delta[s, c, i, j] added at its window's maximum (found
+    """delta_prev_out = 0, every delta[c, i, j] added at its window's maximum (found
     again in x: pool_argmax), outputs in row-major order as the reference's np.add.at
-    (overlapping windows add in its order: the same bits), then * f'(z_prev) from x,
-    sample by sample."""
-    cdef Py_ssize_t s, c, i, j, jb, j0, j1, r_lo, r_hi, c_lo, c_hi, k, hw = g.h * g.w
+    (overlapping windows add in its order: the same bits), then * f'(z_prev) from x."""
+    cdef Py_ssize_t c, i, j, jb, j0, j1, r_lo, r_hi, c_lo, c_hi, k, hw = g.h * g.w
     cdef Py_ssize_t n_in = g.c * hw, ohw = g.oh * g.ow
     cdef Py_ssize_t idx[POOL_BLOCK]
     cdef PoolCols pc
-    cdef bint by_rows = pool_cols(g, &pc)
+    cdef bint by_rows
     cdef const floating* plane
     cdef const floating* d
     cdef floating* dp
-    for s in range(n):
-        memset(delta_prev_out + s * n_in, 0, n_in * sizeof(floating))
+    if pool2(g):
         for c in range(g.c):
-            plane = x + s * n_in + c * hw
-            dp = delta_prev_out + s * n_in + c * hw
+            pool2_backward_plane(delta + c * ohw, x + c * hw, g, delta_prev_out + c * hw)
+    else:
+        by_rows = pool_cols(g, &pc)
+        memset(delta_prev_out, 0, n_in * sizeof(floating))
+        for c in range(g.c):
+            plane = x + c * hw
+            dp = delta_prev_out + c * hw
             for i in range(g.oh):
-                d = delta + (s * g.c + c) * ohw + i * g.ow
+                d = delta + c * ohw + i * g.ow
                 pool_rows(i, g.h, g.kh, g.sh, g.ph, &r_lo, &r_hi)
                 if by_rows:
                     for jb in range((g.ow + POOL_BLOCK - 1) // POOL_BLOCK):
@@ -509,5 +854,20 @@ cdef inline void maxpool_backward_delta(
                         pool_rows(j, g.w, g.kw, g.sw, g.pw, &c_lo, &c_hi)
                         k = pool_argmax(plane, g.w, r_lo, r_hi, c_lo, c_hi)
                         dp[k] = dp[k] + d[j]
-        activation_grad_rows(x + s * n_in, 1, n_in, act_prev, negative_slope,
-                             delta_prev_out + s * n_in)
+    activation_grad_rows(x, 1, n_in, act_prev, negative_slope, delta_prev_out)
+
+
+cdef inline void maxpool_backward_delta(
+    const floating* delta,  # IN (n, C, OH, OW)
+    const floating* x,  # IN (n, C, H, W), H, W >= 1: the layer's input, x = f(z_prev)
+    Py_ssize_t n,
+    const Window* g,  # f == c
+    int act_prev,
+    double negative_slope,
+    floating* delta_prev_out,  # OUT (n, C, H, W)
+) noexcept nogil:
+    """maxpool_backward_sample of every sample."""
+    cdef Py_ssize_t s, n_in = g.c * g.h * g.w, n_out = g.c * g.oh * g.ow
+    for s in range(n):
+        maxpool_backward_sample(delta + s * n_out, x + s * n_in, g, act_prev,
+                                negative_slope, delta_prev_out + s * n_in)

@@ -2,11 +2,13 @@
 
 Same names, signatures and semantics as fastnn.kernels.reference (the full docstrings live
 there). Arrays are C-contiguous (n, C, H, W); a conv lowers each sample to its im2col
-columns in a scratch this module mallocs per call and makes one GEMM per sample (the BLAS
-through scipy.linalg.cython_blas), the pools scan their windows as the reference does
-(the same maxima, ties and NaN, and the same bits). The math is the pointer-based cores of
-_conv.pxd, shared with train.pyx; these wrappers check shapes, windows and codes (with
-Python's integers, so a huge stride or padding cannot overflow a check).
+columns (a block of channels at a time) in a scratch this module mallocs per call and
+multiplies them sample by sample (the BLAS through scipy.linalg.cython_blas), the pools
+scan their windows as the reference does (the same maxima, ties and NaN, and the same
+bits). The math is the pointer-based cores of _conv.pxd, shared with train.pyx (which
+runs them on the threads; these kernels are serial); these wrappers check shapes,
+windows and codes (with Python's integers, so a huge stride or padding cannot overflow a
+check).
 
 Each kernel is a Python-level function over a fused-type implementation (``_<name>``),
 whose memoryviews refuse arrays of the wrong dtype, rank, layout or writeability; when a
@@ -19,8 +21,8 @@ from libc.stdlib cimport free, malloc
 
 from _common cimport N_ACTIVATIONS, SOFTMAX, cptr1, floating, ptr1
 from _conv cimport (
-    Window, conv_backward, conv_delta_sample, conv_forward, maxpool_backward_delta,
-    maxpool_forward, pointwise,
+    Window, conv_backward, conv_backward_sample, conv_cols_size, conv_forward,
+    conv_pad_size, conv_plan, maxpool_backward_delta, maxpool_forward,
 )
 
 from .._checks import argument_error
@@ -75,6 +77,8 @@ cdef Window _window(tuple in_shape, Py_ssize_t f, Py_ssize_t kh, Py_ssize_t kw,
     g.c, g.h, g.w = in_shape[1], in_shape[2], in_shape[3]
     g.f, g.oh, g.ow = f, oh, ow
     g.kh, g.kw, g.sh, g.sw, g.ph, g.pw = kh, kw, sh, sw, ph, pw
+    g.hp = g.wp = 0
+    g.cb = g.c
     return g
 
 
@@ -87,19 +91,30 @@ cdef int _check_gemm(const Window* g) except -1:
     return 0
 
 
-cdef void* _cols(const Window* g, size_t itemsize, bint always) except? NULL:
-    """The im2col scratch of one sample (C KH KW x OH OW); NULL for a pointwise conv
-    unless ``always`` (conv_backward's transposes use it too). free() it."""
-    cdef object size = <object>g.c * g.kh * g.kw * g.oh * g.ow
-    cdef void* cols
-    if pointwise(g) and not always:
-        return NULL
+cdef void* _scratch(object size, size_t itemsize) except? NULL:
+    """malloc of ``size`` elements (at least one byte); free() it."""
     if size > PY_SSIZE_T_MAX // itemsize:
         raise MemoryError()
-    cols = malloc(max(<size_t>size * itemsize, <size_t>1))
-    if cols == NULL:
+    cdef void* p = malloc(max(<size_t>size * itemsize, <size_t>1))
+    if p == NULL:
         raise MemoryError()
-    return cols
+    return p
+
+
+cdef void* _conv_scratch(const Window* g, size_t itemsize, Py_ssize_t pads, bint part,
+                         floating** cols, floating** xp, floating** dxp) except? NULL:
+    """One malloc for a conv's scratch: its im2col block (conv_cols_size), ``pads``
+    padded samples (conv_pad_size each: xp, then dxp) and, with ``part``, dW's
+    accumulator (F C KH KW). Returns the block to free()."""
+    cdef Py_ssize_t n_cols = conv_cols_size(g), n_pad = conv_pad_size(g)
+    cdef object size = <object>n_cols + pads * n_pad
+    if part:
+        size += <object>g.f * g.c * g.kh * g.kw
+    cdef floating* p = <floating*>_scratch(size, itemsize)
+    cols[0] = p
+    xp[0] = p + n_cols
+    dxp[0] = p + n_cols + (n_pad if pads > 1 else 0)
+    return p
 
 
 cdef Window _pool_window(tuple in_shape, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
@@ -204,11 +219,15 @@ def _conv2d_forward(
     if n == 0 or f == 0 or g.oh * g.ow == 0:
         return
     _check_gemm(&g)
-    cdef floating* cols = <floating*>_cols(&g, sizeof(floating), False)
+    conv_plan(&g)
+    cdef floating* cols
+    cdef floating* xp
+    cdef floating* dxp
+    cdef void* block = _conv_scratch(&g, sizeof(floating), 1, False, &cols, &xp, &dxp)
     with nogil:
         conv_forward(cptr4(x), n, &g, cptr4(W), cptr1(b), <int>act, negative_slope,
-                     ptr4(z_out), cols)
-    free(cols)
+                     ptr4(z_out), cols, xp)
+    free(block)
 
 
 def _conv2d_backward(
@@ -232,18 +251,22 @@ def _conv2d_backward(
     if f == 0:
         return
     cdef Window g
-    cdef floating* cols = NULL
+    cdef floating* cols
+    cdef floating* xp
+    cdef floating* dxp
     if n == 0 or oh * ow == 0:  # no term: zeros
         dW_out[...] = 0
         db_out[...] = 0
         return
     g = _window(xs, f, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow)
     _check_gemm(&g)
-    cols = <floating*>_cols(&g, sizeof(floating), True)
+    conv_plan(&g)
+    cdef void* block = _conv_scratch(&g, sizeof(floating), 1, True, &cols, &xp, &dxp)
+    cdef floating* part = cols + conv_cols_size(&g) + conv_pad_size(&g)
     with nogil:
-        conv_backward(cptr4(x), cptr4(delta), n, &g, ptr4(dW_out), ptr1(db_out),
-                      <const floating*>NULL, 0, 0.0, <floating*>NULL, cols)
-    free(cols)
+        conv_backward(cptr4(x), cptr4(delta), n, &g, ptr4(dW_out), ptr1(db_out), part, cols,
+                      xp)
+    free(block)
 
 
 def _conv2d_backward_delta(
@@ -269,22 +292,25 @@ def _conv2d_backward_delta(
     if n == 0 or xs[1] * xs[2] * xs[3] == 0:
         return
     cdef Window g
-    cdef floating* cols = NULL
+    cdef floating* cols
+    cdef floating* xp
+    cdef floating* dxp
     if f == 0 or oh * ow == 0:  # no term: f'(z_prev) times zeros
         delta_prev_out[...] = 0
         return
     g = _window(xs, f, kh, kw, stride_h, stride_w, pad_h, pad_w, oh, ow)
     _check_gemm(&g)
-    cols = <floating*>_cols(&g, sizeof(floating), False)
+    conv_plan(&g)
+    cdef void* block = _conv_scratch(&g, sizeof(floating), 1, False, &cols, &xp, &dxp)
     cdef const floating* d = cptr4(delta)
     cdef const floating* a = cptr4(x)
     cdef floating* dp = ptr4(delta_prev_out)
     with nogil:
         for s in range(n):
-            conv_delta_sample(d + s * g.f * g.oh * g.ow, cptr4(W), a + s * g.c * g.h * g.w,
-                              &g, <int>act_prev, negative_slope, dp + s * g.c * g.h * g.w,
-                              cols)
-    free(cols)
+            conv_backward_sample(a + s * g.c * g.h * g.w, d + s * g.f * g.oh * g.ow, &g,
+                                 <floating*>NULL, False, cptr4(W), <int>act_prev,
+                                 negative_slope, dp + s * g.c * g.h * g.w, cols, xp, dxp)
+    free(block)
 
 
 def _maxpool2d_forward(

@@ -9,11 +9,17 @@ memoryview operation per batch. The math is the cores of _dense.pxd, _conv.pxd,
 _dropout.pxd, _loss.pxd and _optim.pxd, the same the single kernels (dense.pyx, conv.pyx,
 loss.pyx, optim.pyx) run.
 
-The layer table's rows are dense, conv or pool layers (the op of each row). A conv layer
-lowers one sample at a time to its im2col columns in the workspace's conv scratch (its
-last layout.conv_scratch_size elements; in train_epoch's, the end of its forward_backward
-part) and makes one GEMM per sample; conv and pool layers run serially on the calling
-thread, the dense layers' column blocks on the threads as before.
+The layer table's rows are dense, conv or pool layers (the op of each row). The dense
+layers run their column blocks on the threads. Conv and pool layers run their samples on
+the threads (each sample's results do not depend on the others, nor on the thread: the
+same bits): a conv lowers a sample to its im2col columns, a block of channels at a time,
+in its thread's scratch (the workspace's conv scratch, its last layout.conv_scratch_size
+elements, holds as many threads' as fit; the others', the padded samples and dW's
+partial sums are malloc'ed once per call, never per batch: _conv_buffers). dW and db are
+summed per chunk of samples (CONV_CHUNKS, fixed by the batch size alone), each chunk into
+its own buffer, and the chunks' sums added in chunk order: the same bits on any number of
+threads. A call with conv layers pins the BLAS to one thread (in the main thread, as the
+engine does): a GEMM inside a parallel loop must never start BLAS threads.
 
 Dropout (the table's DROP) is fused into the layers' column blocks: the forward block
 masks its output after the activation (kept units unscaled), the next layer's block
@@ -27,6 +33,7 @@ call fails, the kernel raises fastnn.kernels._checks' error naming the argument 
 (the memoryviews' own messages name none), at no cost to calls that succeed.
 """
 
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.limits cimport INT_MAX
 from libc.math cimport isfinite, pow, sqrt
 from libc.stdint cimport int64_t, uint64_t
@@ -36,7 +43,10 @@ from libc.string cimport memcpy
 from cython.parallel cimport prange
 
 from _common cimport IDENTITY, N_ACTIVATIONS, SOFTMAX, cptr1, cptr2, floating, ptr1, ptr2
-from _conv cimport Window, conv_backward, conv_forward, maxpool_backward_delta, maxpool_forward
+from _conv cimport (
+    Window, bias_sum, conv_backward_sample, conv_cols_size, conv_forward_sample,
+    conv_pad_size, conv_plan, conv_reduce, maxpool_backward_sample, maxpool_forward_sample,
+)
 from _dense cimport (
     activation_rows, block_start, column_blocks, dense_backward_cols,
     dense_backward_delta_cols, dense_forward_cols,
@@ -47,6 +57,9 @@ from _loss cimport (
     log_clip_params, poisson, quantile, softmax_cross_entropy_rows,
 )
 from _optim cimport adam_update, rmsprop_update, sgd_velocity_update
+
+import contextlib
+import threading
 
 from .._checks import argument_error
 
@@ -87,6 +100,14 @@ cdef double PARALLEL_FLOPS = 1e7
 cdef enum:
     PARAM_CHUNK = 16384  # parameters per chunk of the parallel optimizer update
     MAX_BACKOFF = 1024  # serial loops after a run of lost regions, at the most
+    # A conv layer's dW and db are summed in at most this many chunks of samples (then
+    # added in chunk order): enough to share a batch among the threads dynamically, few
+    # enough that the chunks' buffers stay small (8 x F C KH KW). The batch size alone
+    # sets the chunks, never the thread count.
+    CONV_CHUNKS = 8
+    REDUCE_COLS = 256  # dW's columns per item of the parallel reduction
+# A pool pass costs about this many flops' time per input value (for _parallel).
+cdef double POOL_FLOPS = 4.0
 
 
 
@@ -191,6 +212,20 @@ ctypedef struct Net:  # the layer table's values, read once per call
     Py_ssize_t width_sum  # outputs per row of all layers
     Py_ssize_t max_width  # max(n_1, ..., n_L): the softmax scratch
     Py_ssize_t conv_scratch  # layout.conv_scratch_size: the largest conv's im2col columns
+    bint has_conv  # conv layers (the BLAS is pinned) or pool layers in the table
+    Py_ssize_t conv_cols  # the largest conv_cols_size: one thread's im2col block
+    Py_ssize_t conv_pad  # the largest conv_pad_size: one padded sample
+    Py_ssize_t conv_w  # the largest conv W_LEN: one chunk's dW
+    Py_ssize_t conv_f  # the largest conv OUT_C: one chunk's db
+    # _conv_buffers' (once per call): thread t < ws_slots has its im2col block in the
+    # workspace's conv scratch, the others in cols_extra; pads holds 2 padded samples per
+    # thread; dw_parts and db_parts CONV_CHUNKS chunks' sums
+    Py_ssize_t ws_slots
+    void* conv_buf  # the malloc'ed block (free it), or NULL
+    void* cols_extra
+    void* pads
+    void* dw_parts
+    double* db_parts
     int act[MAX_LAYERS]  # layer l's activation code
     double slope[MAX_LAYERS]  # layer l's activation parameter (leaky ReLU's slope)
     double drop[MAX_LAYERS]  # layer l's dropout probability p_l in [0, 1), training only
@@ -245,6 +280,9 @@ cdef int _network(const int64_t[:, ::1] table, Py_ssize_t n_params, Net* net) ex
     net.n_params = n_params
     net.max_width = 1
     net.conv_scratch = 0
+    net.has_conv = False
+    net.conv_cols = net.conv_pad = net.conv_w = net.conv_f = 0
+    net.conv_buf = NULL
     for l in range(L):
         row = &table[l, 0]
         op = row[OP]
@@ -294,6 +332,12 @@ cdef int _network(const int64_t[:, ::1] table, Py_ssize_t n_params, Net* net) ex
                                  f"exceeds {INT_MAX} (the BLAS takes int dimensions)")
             # layout.conv_scratch_size: < 2**62 (both factors <= INT_MAX)
             net.conv_scratch = max(net.conv_scratch, g.c * g.kh * g.kw * g.oh * g.ow)
+            conv_plan(g)
+            net.conv_cols = max(net.conv_cols, conv_cols_size(g))
+            net.conv_pad = max(net.conv_pad, conv_pad_size(g))
+            net.conv_w = max(net.conv_w, net.w_len[l])
+            net.conv_f = max(net.conv_f, g.f)
+        net.has_conv = net.has_conv or op != DENSE
     net.hidden_sum = net.out_off[L - 1]
     net.width_sum = net.out_off[L - 1] + net.size[L]
     net.n_threads = max(1, fastnn_max_threads())
@@ -347,6 +391,64 @@ cdef double* _scratch(const Net* net) except NULL:
     return e
 
 
+cdef int _conv_buffers(Net* net, Py_ssize_t rows, bint backward, size_t itemsize) except -1:
+    """Allocate the conv layers' per-call buffers (net.conv_buf, free it with
+    _free_conv_buffers): the im2col blocks of the threads the workspace's conv scratch
+    cannot hold, 2 padded samples per thread and, for a backward pass over batches of
+    ``rows`` rows, CONV_CHUNKS chunks' dW (in the array type) and db (in double). Sizes
+    in Python's integers: a failed allocation raises MemoryError."""
+    cdef Py_ssize_t threads = net.n_threads
+    cdef object chunks = min(rows, <Py_ssize_t>CONV_CHUNKS) if backward else 0
+    cdef object n_db, n_dw, n_cols, n_pads, size
+    cdef char* p
+    net.conv_buf = NULL
+    if not net.has_conv:
+        return 0
+    net.ws_slots = threads
+    if net.conv_cols > 0:
+        net.ws_slots = min(threads, net.conv_scratch // net.conv_cols)
+    n_db = chunks * net.conv_f * 8  # bytes, first: the doubles stay aligned
+    n_dw = chunks * net.conv_w * <object>itemsize
+    n_cols = <object>(threads - net.ws_slots) * net.conv_cols * itemsize
+    n_pads = <object>threads * 2 * net.conv_pad * itemsize
+    size = n_db + n_dw + n_cols + n_pads
+    if size > PY_SSIZE_T_MAX:
+        raise MemoryError()
+    p = <char*>malloc(max(<size_t>size, <size_t>1))
+    if p == NULL:
+        raise MemoryError()
+    net.conv_buf = p
+    net.db_parts = <double*>p
+    net.dw_parts = p + <Py_ssize_t>n_db
+    net.cols_extra = p + <Py_ssize_t>(n_db + n_dw)
+    net.pads = p + <Py_ssize_t>(n_db + n_dw + n_cols)
+    return 0
+
+
+cdef void _free_conv_buffers(Net* net) noexcept:
+    free(net.conv_buf)
+    net.conv_buf = NULL
+
+
+_blas_controller = None
+
+
+def _blas_one_thread(bint has_conv):
+    """BLAS pinned to one thread around a call with conv layers, in the main thread (as
+    fastnn._engine.blas_threads: the limit is process-wide and threadpoolctl lets one
+    thread own it): their GEMMs run inside the parallel loops, where a BLAS thread would
+    oversubscribe the cores (measured: 4 s per CIFAR step with 2 BLAS threads on a busy
+    2-core machine, against 0.15 s) and could change the bits. A call in another thread
+    leaves the BLAS as the caller set it (the engine's rule)."""
+    global _blas_controller
+    if not has_conv or threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
+
 # --------------------------------------------------------------------------- nogil cores
 
 
@@ -380,8 +482,9 @@ cdef inline void _forward_layers(
     net.slope[l], m_l layer l's dropout mask where it drops units (masks given and
     net.drop[l] != 0), else 1; each dense layer by the column blocks of its output
     (_dense.pxd), on the threads if it is large. A conv layer is out[l] = f_l(W_l *
-    out[l - 1] + b_l), a pool layer f_l(maxpool(out[l - 1])) (_conv.pxd), serial; neither
-    has dropout, nor a dropout before it (s_{l-1} = 1)."""
+    out[l - 1] + b_l), a pool layer f_l(maxpool(out[l - 1])) (_conv.pxd), sample by
+    sample, on the threads if large; neither has dropout, nor a dropout before it
+    (s_{l-1} = 1)."""
     cdef Py_ssize_t l, p, blocks, n_in, n_out, L = net.n_layers
     cdef const floating* a = X
     cdef const floating* W
@@ -391,13 +494,8 @@ cdef inline void _forward_layers(
     for l in range(L):
         n_in, n_out = net.size[l], net.size[l + 1]
         W, b = params + net.w_off[l], params + net.b_off[l]
-        if net.op[l] == CONV2D:
-            conv_forward(a, n, &net.win[l], W, b, net.act[l], net.slope[l], out[l], cols)
-            a = out[l]
-            continue
-        if net.op[l] == MAXPOOL2D:
-            maxpool_forward(a, n, &net.win[l], out[l])
-            activation_rows(out[l], n, n_out, net.act[l], net.slope[l], out[l], e)
+        if net.op[l] == CONV2D or net.op[l] == MAXPOOL2D:
+            _image_forward(net, l, W, b, a, n, out[l], cols)
             a = out[l]
             continue
         mask = &masks[l] if masks != NULL and net.drop[l] != 0.0 else NULL
@@ -417,6 +515,134 @@ cdef inline void _forward_layers(
                                    out[l], block_start(n_out, blocks, p),
                                    block_start(n_out, blocks, p + 1), e, s, mask)
         a = out[l]
+
+
+cdef inline floating* _cols_of(const Net* net, floating* cols, int t) noexcept nogil:
+    """Thread t's im2col block: in the workspace's conv scratch (``cols``) or beyond."""
+    if t < net.ws_slots:
+        return cols + t * net.conv_cols
+    return <floating*>net.cols_extra + (t - net.ws_slots) * net.conv_cols
+
+
+cdef inline floating* _pad_of(const Net* net, floating* cols, int t) noexcept nogil:
+    """Thread t's two padded samples (conv_pad_size each); cols only picks the type."""
+    return <floating*>net.pads + 2 * t * net.conv_pad
+
+
+cdef inline void _image_item(
+    const Net* net, Py_ssize_t l, const floating* W, const floating* b,
+    const floating* a, Py_ssize_t s, floating* out, floating* cols, int t,
+) noexcept nogil:
+    """Sample s of a conv or pool layer's forward pass, on thread t's scratch."""
+    cdef const Window* g = &net.win[l]
+    cdef Py_ssize_t n_in = net.size[l], n_out = net.size[l + 1]
+    if net.op[l] == CONV2D:
+        conv_forward_sample(a + s * n_in, g, W, b, net.act[l], net.slope[l],
+                            out + s * n_out, _cols_of(net, cols, t), _pad_of(net, cols, t))
+    else:
+        maxpool_forward_sample(a + s * n_in, g, out + s * n_out)
+        activation_rows(out + s * n_out, 1, n_out, net.act[l], net.slope[l],
+                        out + s * n_out, <double*>NULL)
+
+
+cdef inline void _image_forward(
+    const Net* net, Py_ssize_t l, const floating* W, const floating* b,
+    const floating* a, Py_ssize_t n, floating* out, floating* cols,
+) noexcept nogil:
+    """A conv or pool layer's forward pass, its samples on the threads if large."""
+    cdef Py_ssize_t s
+    cdef const Window* g = &net.win[l]
+    cdef double flops = (2.0 * n * net.w_len[l] * g.oh * g.ow if net.op[l] == CONV2D
+                         else POOL_FLOPS * n * net.size[l])
+    if _parallel(net, n, flops):
+        for s in prange(n, num_threads=net.n_threads, schedule="dynamic"):
+            _image_item(net, l, W, b, a, s, out, cols, fastnn_thread_num())
+            _ran(net)
+        _paced(net)
+    else:
+        for s in range(n):
+            _image_item(net, l, W, b, a, s, out, cols, 0)
+
+
+cdef inline void _conv_backward_item(
+    const Net* net, Py_ssize_t l, const floating* W, const floating* a_prev,
+    const floating* delta, Py_ssize_t n, Py_ssize_t chunks, Py_ssize_t k,
+    floating* delta_prev, floating* cols, int t,
+) noexcept nogil:
+    """Chunk k of a conv layer's backward pass on thread t's scratch: its samples' dW
+    terms summed into its dW part (in order, by the GEMMs), its db sums (in double) and
+    (delta_prev not NULL) its samples' delta_prev."""
+    cdef const Window* g = &net.win[l]
+    cdef Py_ssize_t s, q, n_in = net.size[l], n_out = net.size[l + 1]
+    cdef Py_ssize_t s0 = k * n // chunks, s1 = (k + 1) * n // chunks
+    cdef floating* part = <floating*>net.dw_parts + k * net.conv_w
+    cdef floating* xp = _pad_of(net, cols, t)
+    for s in range(s0, s1):
+        conv_backward_sample(a_prev + s * n_in, delta + s * n_out, g, part, s > s0, W,
+                             net.act[l - 1] if l else IDENTITY,
+                             net.slope[l - 1] if l else 0.0,
+                             delta_prev + s * n_in if l else <floating*>NULL,
+                             _cols_of(net, cols, t), xp, xp + net.conv_pad)
+    for q in range(g.f):
+        net.db_parts[k * net.conv_f + q] = bias_sum(delta + s0 * n_out, s1 - s0, g.f,
+                                                    g.oh * g.ow, q)
+
+
+cdef void _image_backward(
+    const Net* net, Py_ssize_t l, const floating* params, const floating* a_prev,
+    const floating* delta, Py_ssize_t n, floating* grads_out, floating* delta_prev,
+    floating* cols,
+) noexcept nogil:
+    """A conv layer's dW, db and (l > 0) delta_{l-1}, or a pool layer's delta_{l-1}: the
+    pool's samples, the conv's chunks on the threads if large; then the chunks' dW and
+    db parts added in chunk order (dW's columns on the threads if large)."""
+    cdef const Window* g = &net.win[l]
+    cdef Py_ssize_t s, k, q, ckk = g.c * g.kh * g.kw, n_in = net.size[l]
+    cdef Py_ssize_t chunks = min(n, <Py_ssize_t>CONV_CHUNKS), items
+    cdef const floating* W = params + net.w_off[l]
+    cdef floating* db
+    cdef double acc
+    if net.op[l] == MAXPOOL2D:
+        if l == 0:
+            return
+        if _parallel(net, n, 2 * POOL_FLOPS * n * n_in):
+            for s in prange(n, num_threads=net.n_threads, schedule="dynamic"):
+                maxpool_backward_sample(delta + s * net.size[l + 1], a_prev + s * n_in, g,
+                                        net.act[l - 1], net.slope[l - 1],
+                                        delta_prev + s * n_in)
+                _ran(net)
+            _paced(net)
+        else:
+            for s in range(n):
+                maxpool_backward_sample(delta + s * net.size[l + 1], a_prev + s * n_in, g,
+                                        net.act[l - 1], net.slope[l - 1],
+                                        delta_prev + s * n_in)
+        return
+    if _parallel(net, chunks, 2.0 * n * net.w_len[l] * g.oh * g.ow * (2 if l else 1)):
+        for k in prange(chunks, num_threads=net.n_threads, schedule="dynamic"):
+            _conv_backward_item(net, l, W, a_prev, delta, n, chunks, k, delta_prev, cols,
+                                fastnn_thread_num())
+            _ran(net)
+        _paced(net)
+    else:
+        for k in range(chunks):
+            _conv_backward_item(net, l, W, a_prev, delta, n, chunks, k, delta_prev, cols, 0)
+    items = (ckk + REDUCE_COLS - 1) // REDUCE_COLS
+    if _parallel(net, items, 1.0 * chunks * net.w_len[l]):
+        for k in prange(items, num_threads=net.n_threads, schedule="dynamic"):
+            conv_reduce(<floating*>net.dw_parts, chunks, net.conv_w, g, k * REDUCE_COLS,
+                        min(ckk, (k + 1) * REDUCE_COLS), grads_out + net.w_off[l])
+            _ran(net)
+        _paced(net)
+    else:
+        conv_reduce(<floating*>net.dw_parts, chunks, net.conv_w, g, 0, ckk,
+                    grads_out + net.w_off[l])
+    db = grads_out + net.b_off[l]
+    for q in range(g.f):
+        acc = net.db_parts[q]
+        for k in range(1, chunks):
+            acc += net.db_parts[k * net.conv_f + q]
+        db[q] = <floating>acc
 
 
 cdef inline bint _parallel(const Net* net, Py_ssize_t items, double flops) noexcept nogil:
@@ -587,15 +813,9 @@ cdef double _forward_backward_rows(
                                loss_out, deltas[L - 1], e)
     for l in range(L - 1, -1, -1):
         a_prev = X if l == 0 else acts[l - 1]
-        if net.op[l] == CONV2D:  # dW, db and (l > 0) delta_{l-1}, sample by sample
-            conv_backward(a_prev, deltas[l], n, &net.win[l], grads_out + net.w_off[l],
-                          grads_out + net.b_off[l], params + net.w_off[l],
-                          net.act[l - 1] if l else IDENTITY, net.slope[l - 1] if l else 0.0,
-                          deltas[l - 1] if l else <floating*>NULL, cols)
-        elif net.op[l] == MAXPOOL2D:
-            if l:
-                maxpool_backward_delta(deltas[l], a_prev, n, &net.win[l], net.act[l - 1],
-                                       net.slope[l - 1], deltas[l - 1])
+        if net.op[l] == CONV2D or net.op[l] == MAXPOOL2D:
+            _image_backward(net, l, params, a_prev, deltas[l], n, grads_out,
+                            deltas[l - 1] if l else <floating*>NULL, cols)
         else:
             _backward_layer(net, l, params, a_prev, deltas[l], n, grads_out,
                             deltas[l - 1] if l else <floating*>NULL,
@@ -783,16 +1003,22 @@ def _forward(
     _check_work(work.shape[0], <object>n * net.hidden_sum + net.conv_scratch,
                 "forward_workspace_size")
     _check_rows(n)
+    if n == 0:
+        return
     cdef double* e = _scratch(&net)
-    with nogil:
-        for l in range(net.n_layers - 1):
-            out[l] = ptr1(work) + n * net.out_off[l]
-        out[net.n_layers - 1] = ptr2(raw_out)
-        if n > 0:
-            _forward_layers(&net, cptr1(params), cptr2(X), n, out, e, <Mask*>NULL,
-                            <double*>NULL,  # prediction: no dropout, no scale
-                            ptr1(work) + n * net.hidden_sum)
-    free(e)
+    try:
+        _conv_buffers(&net, n, False, sizeof(floating))
+        with _blas_one_thread(net.has_conv):
+            with nogil:
+                for l in range(net.n_layers - 1):
+                    out[l] = ptr1(work) + n * net.out_off[l]
+                out[net.n_layers - 1] = ptr2(raw_out)
+                _forward_layers(&net, cptr1(params), cptr2(X), n, out, e, <Mask*>NULL,
+                                <double*>NULL,  # prediction: no dropout, no scale
+                                ptr1(work) + n * net.hidden_sum)
+    finally:
+        _free_conv_buffers(&net)
+        free(e)
 
 
 def _forward_backward(
@@ -828,13 +1054,18 @@ def _forward_backward(
     if sw == 0.0:
         raise ZeroDivisionError("sample_weight sums to zero")
     cdef double* e = _scratch(&net)
-    with nogil:
-        data_loss = _forward_backward_rows(&net, cptr1(params), cptr2(X), cptr2(Y),
-                                           cptr1(sample_weight), n, <int>loss, &prm, alpha,
-                                           1.0 / sw, ptr1(grads_out), ptr1(work),
-                                           ptr1(work) + n * (1 + 2 * net.width_sum), e,
-                                           &penalty, <uint64_t>seed, <uint64_t>step)
-    free(e)
+    try:
+        _conv_buffers(&net, n, True, sizeof(floating))
+        with _blas_one_thread(net.has_conv):
+            with nogil:
+                data_loss = _forward_backward_rows(&net, cptr1(params), cptr2(X), cptr2(Y),
+                                                   cptr1(sample_weight), n, <int>loss, &prm,
+                                                   alpha, 1.0 / sw, ptr1(grads_out), ptr1(work),
+                                                   ptr1(work) + n * (1 + 2 * net.width_sum), e,
+                                                   &penalty, <uint64_t>seed, <uint64_t>step)
+    finally:
+        _free_conv_buffers(&net)
+        free(e)
     return data_loss, penalty
 
 
@@ -896,11 +1127,17 @@ def _train_epoch(
     if state_rows == 2:
         state1 = &state[1, 0]
     cdef double* e = _scratch(&net)
-    with nogil:
-        nonfinite = _train_epoch_rows(
-            &net, cptr2(X), cptr2(Y), cptr1(sample_weight), m, &perm[0], B, ptr1(params),
-            <int>loss, &prm, alpha, <int>optimizer, &config[0], ptr2(state), state1, ptr1(grads),
-            ptr1(work), e, &loss_sum, &penalty_sum, &step, <uint64_t>seed,
-        )
-    free(e)
+    try:
+        _conv_buffers(&net, min(B, m), True, sizeof(floating))
+        with _blas_one_thread(net.has_conv):
+            with nogil:
+                nonfinite = _train_epoch_rows(
+                    &net, cptr2(X), cptr2(Y), cptr1(sample_weight), m, &perm[0], B,
+                    ptr1(params), <int>loss, &prm, alpha, <int>optimizer, &config[0],
+                    ptr2(state), state1, ptr1(grads), ptr1(work), e, &loss_sum, &penalty_sum,
+                    &step, <uint64_t>seed,
+                )
+    finally:
+        _free_conv_buffers(&net)
+        free(e)
     return loss_sum, penalty_sum, step, nonfinite
