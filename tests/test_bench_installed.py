@@ -38,7 +38,7 @@ def _tracked_copy(dest):
         pytest.skip("fastnn is not imported from a git checkout")
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
                            check=True).stdout.decode().split("\0")
-    built = [*ROOT.glob("kernels/cython/*.c"), *ROOT.glob("build/fastnn-boundscheck"),
+    built = [*ROOT.glob("kernels/cython/*.c"), *ROOT.glob("build/fastnn-build-mode"),
              *ROOT.glob("build/lib.*/fastnn/kernels/cython/*.so")]
     for path in [ROOT / name for name in filter(None, files)] + built:
         if path.is_file():

@@ -259,6 +259,8 @@ def test_bench_command_reports_bad_options():
     assert out.returncode == 2 and "unknown implementation(s) ['cobol']" in out.stderr
     out = fastnn_cli("bench", "--workloads", "tiny,huge", timeout=120)
     assert out.returncode == 2 and "unknown workload(s) ['huge']" in out.stderr
+    out = fastnn_cli("bench", "--workloads", "cifar-cnn", timeout=120)
+    assert out.returncode == 2 and "python -m fastnn.bench.cnn" in out.stderr
 
 
 @needs_fastnn_bench
