@@ -407,14 +407,14 @@ def _finish(proc, name):
 
 @pytest.mark.slow
 def test_numba_processes_starting_on_one_empty_cache_neither_crash_nor_corrupt_it(tmp_path):
-    """Three processes compile into one empty NUMBA_CACHE_DIR at once (each ~10 s of
-    compiling, so they overlap); all succeed with identical weights; a fourth process
-    then loads every kernel it needs from that cache, compiling nothing, with the same
-    result. Slow by nature (~20-40 s on 2 cores): it measures cold compilation."""
+    """Two processes, one per core, compile into one empty NUMBA_CACHE_DIR at once (each
+    ~10 s of compiling, so they overlap); both succeed with identical weights; a third
+    process then loads every kernel it needs from that cache, compiling nothing, with the
+    same result. Slow by nature (~20-40 s on 2 cores): it measures cold compilation."""
     pytest.importorskip("numba", reason="numba not installed")
     cache = tmp_path / "numba-cache"
     cache.mkdir()
-    procs = {f"cold{i}": _child(tmp_path, cache, f"cold{i}") for i in range(3)}
+    procs = {f"cold{i}": _child(tmp_path, cache, f"cold{i}") for i in range(2)}
     reports = {name: _finish(proc, name) for name, proc in procs.items()}
     assert any(sum(r["cache_misses"].values()) for r in reports.values())
     assert not list(cache.rglob("*.tmp.*")), "a cache write was left half-done"

@@ -38,8 +38,9 @@ POOL_CASES = [
     (1, 1, 4, 7, 3, 2, 1, 2, 1, 1),
     (1, 1, 1, 1, 1, 1, 1, 1, 0, 0),
     (3, 2, 7, 7, 3, 3, 3, 3, 0, 0),  # floor mode: the last row and column unused
+    (2, 2, 7, 5, 2, 2, 2, 2, 0, 0),  # the 2x2 fast paths, an odd row and column unused
 ]
-POOL_IDS = ["8x6k2", "5x5k3s2x1p1", "4x7k3x2s1x2p1", "1x1", "7x7k3floor"]
+POOL_IDS = ["8x6k2", "5x5k3s2x1p1", "4x7k3x2s1x2p1", "1x1", "7x7k3floor", "7x5k2floor"]
 
 
 def _out(size, k, s, p):
