@@ -8,7 +8,8 @@ computed value: sqrt need not set errno, so the optimizer loops compile to vecto
 instead of a branch to libm per element.
 
 OpenMP: the training kernels (train.pyx) run each dense layer's column blocks and each
-conv or pool layer's samples on all cores when the compiler supports -fopenmp (checked by compiling a test program);
+conv or pool layer's samples on all cores when the compiler supports -fopenmp (checked
+by compiling a test program);
 FASTNN_OPENMP=0 builds the serial version, which gives the same bits. The other modules
 (conv.pyx included: its kernels are serial) are built without it. FASTNN_BOUNDSCHECK=1
 turns Cython's bounds, wraparound and initialization checks on in every module.

@@ -19,8 +19,8 @@ torch limited to it), which reports:
   128 rows; torch ``eval()`` under ``no_grad`` on the same chunks);
 - ``step_peak_mib``: what training needs: the peak RSS over the steps (VmHWM) above the
   RSS once the libraries are loaded, the data made and one throw-away step on one row
-  run (Numba's code loaded, torch's first-call set-up done), the high-water mark reset there through
-  /proc/self/clear_refs: the model, optimizer state, workspace or autograd buffers, and
+  run (Numba's code loaded, torch's first-call set-up done), the high-water mark reset
+  there through /proc/self/clear_refs: the model, optimizer state, workspace or autograd buffers, and
   what each step allocates; ``buffers_mib``: fastnn's workspace and optimizer state.
 - ``pct_gemm_peak``: the model's GEMM flops per step over the float32 GEMM peak (scipy's
   sgemm, 1024^3, best of 5) measured in the same run with the same threads.
@@ -122,7 +122,8 @@ def _limits(threads):
 
 
 def _fastnn_epoch(kernels, X, y, steps, batch=BATCH):
-    """The training steps of ``steps`` batches as one call, and the MiB of its buffers."""
+    """(epoch, params, table, buffers): ``epoch()`` runs ``steps`` batches of ``batch``
+    rows as one call on ``params``; ``buffers`` is the MiB of its workspace and state."""
     import fastnn.kernels as fk
     from fastnn import nn
     from fastnn._engine import OptimizerState, Problem, train_steps
