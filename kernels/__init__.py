@@ -97,5 +97,6 @@ KERNELS = {
         "forward",
         "forward_backward",
         "train_epoch",
+        "train_epoch_many",
     ),
 }

@@ -5,7 +5,8 @@ checks).
 Every array argument is a NumPy array of a fixed rank, C-contiguous; the float arrays of
 one call (``in``: read, may be read-only; ``out``: written, so writeable) share one
 dtype, float32 or float64; ``int64`` and ``float64`` arrays (the layer table and the
-permutation, train_epoch's config) have that dtype whatever the data's. Scalars are
+permutation, train_epoch's config) have that dtype whatever the data's (``int64+``,
+``float64+``: written, so writeable). Scalars are
 ``int`` (codes, counts: a Python or NumPy integer), ``real`` (an integer or a float) or
 ``flag`` (a bool or an integer).
 
@@ -79,6 +80,11 @@ _SIGNATURES = {
                    "params:out:1 table:int64:2 loss:int loss_param:real alpha:real "
                    "optimizer:int config:float64:1 state:out:2 step:int grads:out:1 "
                    "work:out:1 loss_sum:real penalty_sum:real seed:int",
+    "train_epoch_many": "X:in:2 Y:in:2 sample_weight:in:2 perm:int64:2 counts:int64:1 "
+                        "batch_size:int params:out:2 table:int64:2 loss:int "
+                        "loss_param:float64:1 alpha:float64:1 optimizer:int config:float64:2 "
+                        "state:out:3 step:int64+:1 grads:out:2 work:out:2 sums:float64+:2 "
+                        "seed:int64:1 active:int64:1 nonfinite_out:int64+:1",
 }
 
 # kernel -> ((name, kind, rank or 0 for a scalar), ...)
@@ -137,13 +143,13 @@ def check_described(kernel, described):
             elif d.dtype != dtype:
                 raise ValueError(f"{name} has dtype {d.dtype} but {first} has {dtype}: the "
                                  f"float arrays of one call share one dtype")
-        elif d.dtype != kind:
-            raise ValueError(f"{name} has dtype {d.dtype}, expected {kind}")
+        elif d.dtype != kind.rstrip("+"):
+            raise ValueError(f"{name} has dtype {d.dtype}, expected {kind.rstrip('+')}")
         if d.ndim != ndim:
             raise ValueError(f"{name} is {d.ndim}-D, expected {ndim}-D")
         if not d.c_contiguous:
             raise ValueError(f"{name} is not C-contiguous")
-        if kind == "out" and not d.writeable:
+        if (kind == "out" or kind.endswith("+")) and not d.writeable:
             raise ValueError(f"{name} is read-only, but the kernel writes it")
 
 

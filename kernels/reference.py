@@ -940,3 +940,63 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
         else:
             raise ValueError(f"unknown optimizer code {optimizer}")
     return loss_sum, penalty_sum, step, 0
+
+
+def _check_models(K, **arrays):
+    """Every per-model array of train_epoch_many has K rows, one per model."""
+    for name, a in arrays.items():
+        _check(a.shape[0] == K, f"{name} has {a.shape[0]} rows, expected one per model "
+                                f"(params has {K})")
+
+
+@checked
+def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, table, loss,
+                     loss_param, alpha, optimizer, config, state, step, grads, work, sums,
+                     seed, active, nonfinite_out):
+    """K models of one network ``table`` each trained one epoch (or one slice of an
+    epoch), in one call: for every k with ``active[k] != 0``,
+
+        sums[k, 0], sums[k, 1], step[k], nonfinite_out[k] = train_epoch(
+            X, Y, sample_weight[k], perm[k, :counts[k]], batch_size, params[k], table,
+            loss, loss_param[k], alpha[k], optimizer, config[k], state[k], step[k],
+            grads[k], work[k], sums[k, 0], sums[k, 1], seed[k])
+
+    so that model k's result is bit for bit what ``train_epoch`` gives it alone. The
+    models share the rows (X, Y), the table, the loss and the optimizer; each has its own
+    rows to train on (perm[k]'s first counts[k]: a fold's rows, shuffled), sample weights
+    (class weights differ between folds), parameters, optimizer state, step count,
+    config (its learning rate, betas, ...), loss parameter (Huber's delta), alpha,
+    dropout seed and workspace (grads[k], work[k]: train_workspace_size). An inactive
+    model's arrays are left as they are and its nonfinite_out[k] is 0.
+
+    Shapes: sample_weight (K, n_rows); perm (K, m) int64 with 0 <= counts[k] <= m;
+    params, grads (K, n_params); state (K, 1 or 2, n_params); work (K, >= the
+    workspace); config (K, N_CONFIG), loss_param, alpha, sums (K,) (K, 2) float64;
+    step, seed, active, nonfinite_out (K,) int64.
+    """
+    K = params.shape[0]
+    _check_models(K, sample_weight=sample_weight, perm=perm, counts=counts,
+                  loss_param=loss_param, alpha=alpha, config=config, state=state, step=step,
+                  grads=grads, work=work, sums=sums, seed=seed, active=active,
+                  nonfinite_out=nonfinite_out)
+    _check(sums.shape[1] == 2, "sums must have shape (K, 2): each model's loss_sum, "
+                               "penalty_sum")
+    _check(((counts >= 0) & (counts <= perm.shape[1])).all(),
+           f"counts must be in [0, {perm.shape[1]}] (perm's columns)")
+    _check(sample_weight.shape[1] == X.shape[0], "sample_weight must have one column per "
+                                                 "row of X")
+    for k in range(K):  # every model's rows before any model trains
+        rows = perm[k, :counts[k]]
+        _check(rows.size == 0 or (rows.min() >= 0 and rows.max() < X.shape[0]),
+               f"perm[{k}] has an index out of range for {X.shape[0]} rows")
+    for k in range(K):
+        nonfinite_out[k] = 0
+        if not active[k]:
+            continue
+        loss_sum, penalty_sum, step_k, nonfinite = train_epoch(
+            X, Y, sample_weight[k], perm[k, :counts[k]], batch_size, params[k], table, loss,
+            float(loss_param[k]), float(alpha[k]), optimizer, config[k], state[k],
+            int(step[k]), grads[k], work[k], float(sums[k, 0]), float(sums[k, 1]),
+            int(seed[k]))
+        sums[k] = loss_sum, penalty_sum
+        step[k], nonfinite_out[k] = step_k, nonfinite

@@ -1141,3 +1141,171 @@ def _train_epoch(
         _free_conv_buffers(&net)
         free(e)
     return loss_sum, penalty_sum, step, nonfinite
+
+
+def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, table, loss,
+                     loss_param, alpha, optimizer, config, state, step, grads, work, sums,
+                     seed, active, nonfinite_out):
+    """K models of one table, one epoch (or slice) each (reference.train_epoch_many):
+    model k is train_epoch on its own rows perm[k, :counts[k]], weights, parameters,
+    state, config, loss parameter, alpha and seed, bit for bit. With several models and
+    threads, the models run on the OpenMP threads (dynamically, one model per thread at
+    a time), each model's epoch on its thread alone: the bits of a model's epoch never
+    depend on the thread count, so they are those of train_epoch alone."""
+    try:
+        return _train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params,
+                                 table, loss, loss_param, alpha, optimizer, config, state,
+                                 step, grads, work, sums, seed, active, nonfinite_out)
+    except (TypeError, ValueError) as exc:
+        raise argument_error(
+            "train_epoch_many", (X, Y, sample_weight, perm, counts, batch_size, params,
+                                 table, loss, loss_param, alpha, optimizer, config, state,
+                                 step, grads, work, sums, seed, active, nonfinite_out)
+        ) or exc from None
+
+
+cdef int _check_models(Py_ssize_t K, dict rows) except -1:
+    """Every per-model array has K rows, one per model (params' rows)."""
+    for name, got in rows.items():
+        if got != K:
+            raise ValueError(f"{name} has {got} rows, expected one per model (params has {K})")
+    return 0
+
+
+def _train_epoch_many(
+    const floating[:, ::1] X not None,  # IN (n, n_0)
+    const floating[:, ::1] Y not None,  # IN (n, n_L)
+    const floating[:, ::1] sample_weight not None,  # IN (K, n)
+    const int64_t[:, ::1] perm not None,  # IN (K, m); model k's rows perm[k, :counts[k]]
+    const int64_t[::1] counts not None,  # IN (K,)
+    Py_ssize_t batch_size,
+    floating[:, ::1] params not None,  # INOUT (K, n_params)
+    const int64_t[:, ::1] table not None,  # IN (n_layers, N_COLUMNS): the layer table
+    Py_ssize_t loss,
+    const double[::1] loss_param not None,  # IN (K,)
+    const double[::1] alpha not None,  # IN (K,)
+    Py_ssize_t optimizer,
+    const double[:, ::1] config not None,  # IN (K, N_CONFIG)
+    floating[:, :, ::1] state not None,  # INOUT (K, 1 for SGD | 2, n_params)
+    int64_t[::1] step not None,  # INOUT (K,)
+    floating[:, ::1] grads not None,  # OUT (K, n_params)
+    floating[:, ::1] work not None,  # scratch (K, train_workspace_size)
+    double[:, ::1] sums not None,  # INOUT (K, 2): loss_sum, penalty_sum
+    const int64_t[::1] seed not None,  # IN (K,)
+    const int64_t[::1] active not None,  # IN (K,)
+    int64_t[::1] nonfinite_out not None,  # OUT (K,)
+):
+    cdef Net net
+    cdef Net* nets = NULL  # one per model: each its own scratch and conv buffers
+    cdef double** es = NULL
+    cdef Py_ssize_t i, k, n = X.shape[0], m = perm.shape[1], B = batch_size
+    cdef Py_ssize_t K = params.shape[0], made = 0, rows
+    cdef int64_t v
+    cdef LossParams* prms = NULL
+    cdef bint spread
+    _network(table, params.shape[1], &net)
+    _check_models(K, {"sample_weight": sample_weight.shape[0], "perm": perm.shape[0],
+                      "counts": counts.shape[0], "loss_param": loss_param.shape[0],
+                      "alpha": alpha.shape[0], "config": config.shape[0],
+                      "state": state.shape[0], "step": step.shape[0],
+                      "grads": grads.shape[0], "work": work.shape[0],
+                      "sums": sums.shape[0], "seed": seed.shape[0],
+                      "active": active.shape[0], "nonfinite_out": nonfinite_out.shape[0]})
+    if optimizer < 0 or optimizer >= N_OPTIMIZERS:
+        raise ValueError(f"unknown optimizer code {optimizer}")
+    if B < 1:
+        raise ValueError(f"batch_size is {B}, expected at least 1")
+    _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
+    _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
+    _check_shape("sample_weight", (sample_weight.shape[0], sample_weight.shape[1]), (K, n))
+    _check_shape("grads", (grads.shape[0], grads.shape[1]), (K, net.n_params))
+    _check_shape("config", (config.shape[0], config.shape[1]), (K, N_CONFIG))
+    _check_shape("sums", (sums.shape[0], sums.shape[1]), (K, 2))
+    cdef Py_ssize_t state_rows = 1 if optimizer == SGD or optimizer == SGD_NESTEROV else 2
+    if state.shape[1] < state_rows or state.shape[2] != net.n_params:
+        raise ValueError(
+            f"state has shape {(state.shape[0], state.shape[1], state.shape[2])}, expected "
+            f"({K}, {state_rows}, {net.n_params}) or more rows per model"
+        )
+    _check_work(work.shape[1], <object>B * (net.size[0] + net.size[net.n_layers] + 2
+                                            + 2 * net.width_sum) + net.conv_scratch,
+                "train_workspace_size")
+    _check_rows(min(B, m))
+    for k in range(K):
+        if counts[k] < 0 or counts[k] > m:
+            raise ValueError(f"counts[{k}] = {counts[k]}, expected a count in [0, {m}]")
+        if seed[k] < 0:
+            raise ValueError(f"seed[{k}] = {seed[k]}, expected at least 0")
+        for i in range(counts[k]):  # a bad index must never read outside X
+            v = perm[k, i]
+            if v < 0 or v >= n:
+                raise ValueError(f"perm[{k}, {i}] = {v} is out of range for {n} rows")
+    for k in range(K):
+        nonfinite_out[k] = 0
+    # several models on several threads: each model's epoch runs on one thread
+    spread = K > 1 and net.n_threads > 1
+    rows = min(B, m)
+    nets = <Net*>malloc(max(K, 1) * sizeof(Net))
+    es = <double**>malloc(max(K, 1) * sizeof(double*))
+    prms = <LossParams*>malloc(max(K, 1) * sizeof(LossParams))
+    if nets == NULL or es == NULL or prms == NULL:
+        free(nets)
+        free(es)
+        free(prms)
+        raise MemoryError()
+    try:
+        for k in range(K):
+            prms[k] = _loss_params(loss, loss_param[k])
+            nets[k] = net
+            if spread:
+                nets[k].n_threads = 1
+            es[k] = NULL
+            nets[k].conv_buf = NULL
+            made = k + 1
+            if active[k] and counts[k]:
+                es[k] = _scratch(&nets[k])
+                _conv_buffers(&nets[k], rows, True, sizeof(floating))
+        with _blas_one_thread(net.has_conv or spread):
+            with nogil:
+                if spread:
+                    for k in prange(K, num_threads=net.n_threads, schedule="dynamic"):
+                        _train_model(&nets[k], X, Y, sample_weight, perm, counts, B, params,
+                                     loss, prms, alpha, optimizer, config, state, step,
+                                     grads, work, sums, seed, active, nonfinite_out, es, k)
+                else:
+                    for k in range(K):
+                        _train_model(&nets[k], X, Y, sample_weight, perm, counts, B, params,
+                                     loss, prms, alpha, optimizer, config, state, step,
+                                     grads, work, sums, seed, active, nonfinite_out, es, k)
+    finally:
+        for k in range(made):
+            _free_conv_buffers(&nets[k])
+            free(es[k])
+        free(nets)
+        free(es)
+        free(prms)
+
+
+cdef void _train_model(
+    const Net* net, const floating[:, ::1] X, const floating[:, ::1] Y,
+    const floating[:, ::1] sample_weight, const int64_t[:, ::1] perm,
+    const int64_t[::1] counts, Py_ssize_t B, floating[:, ::1] params, Py_ssize_t loss,
+    const LossParams* prms, const double[::1] alpha, Py_ssize_t optimizer,
+    const double[:, ::1] config, floating[:, :, ::1] state, int64_t[::1] step,
+    floating[:, ::1] grads, floating[:, ::1] work, double[:, ::1] sums,
+    const int64_t[::1] seed, const int64_t[::1] active, int64_t[::1] nonfinite_out,
+    double** es, Py_ssize_t k,
+) noexcept nogil:
+    """Model k's epoch of train_epoch_many (_train_epoch_rows on its own arrays)."""
+    cdef floating* state1 = NULL
+    cdef int64_t step_k = step[k]
+    if not active[k] or counts[k] == 0:
+        return
+    if optimizer != SGD and optimizer != SGD_NESTEROV:
+        state1 = &state[k, 1, 0]
+    nonfinite_out[k] = _train_epoch_rows(
+        net, cptr2(X), cptr2(Y), &sample_weight[k, 0], counts[k], &perm[k, 0], B,
+        &params[k, 0], <int>loss, &prms[k], alpha[k], <int>optimizer, &config[k, 0],
+        &state[k, 0, 0], state1, &grads[k, 0], &work[k, 0], es[k], &sums[k, 0],
+        &sums[k, 1], &step_k, <uint64_t>seed[k])
+    step[k] = step_k

@@ -436,6 +436,79 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
                 alpha, optimizer, config, state, step, grads, work, loss_sum=0.0,
                 penalty_sum=0.0, seed=0):
     """One epoch (or a batch-aligned slice of one) of mini-batch training over rows
+    X[perm[s:s + batch_size]], in one call (_train_epoch)."""
+    return _train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss,
+                        loss_param, alpha, optimizer, config, state, step, grads, work,
+                        loss_sum, penalty_sum, seed)
+
+
+@kernel
+def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, table, loss,
+                     loss_param, alpha, optimizer, config, state, step, grads, work, sums,
+                     seed, active, nonfinite_out):
+    """K models of one table, one epoch (or slice) each: model k is _train_epoch on its
+    own rows perm[k, :counts[k]], weights, parameters, state, config, loss parameter,
+    alpha and seed (reference.train_epoch_many), so its bits are those of train_epoch
+    alone. The models run one after another on the calling thread (Numba's parallel
+    variant is issue 11's, not built yet)."""
+    K = params.shape[0]
+    if sample_weight.shape[0] != K:
+        raise ValueError("train_epoch_many: sample_weight needs one row per model (params' rows)")
+    if perm.shape[0] != K:
+        raise ValueError("train_epoch_many: perm needs one row per model (params' rows)")
+    if counts.shape[0] != K:
+        raise ValueError("train_epoch_many: counts needs one row per model (params' rows)")
+    if loss_param.shape[0] != K:
+        raise ValueError("train_epoch_many: loss_param needs one row per model (params' rows)")
+    if alpha.shape[0] != K:
+        raise ValueError("train_epoch_many: alpha needs one row per model (params' rows)")
+    if config.shape[0] != K:
+        raise ValueError("train_epoch_many: config needs one row per model (params' rows)")
+    if state.shape[0] != K:
+        raise ValueError("train_epoch_many: state needs one row per model (params' rows)")
+    if step.shape[0] != K:
+        raise ValueError("train_epoch_many: step needs one row per model (params' rows)")
+    if grads.shape[0] != K:
+        raise ValueError("train_epoch_many: grads needs one row per model (params' rows)")
+    if work.shape[0] != K:
+        raise ValueError("train_epoch_many: work needs one row per model (params' rows)")
+    if sums.shape[0] != K:
+        raise ValueError("train_epoch_many: sums needs one row per model (params' rows)")
+    if seed.shape[0] != K:
+        raise ValueError("train_epoch_many: seed needs one row per model (params' rows)")
+    if active.shape[0] != K:
+        raise ValueError("train_epoch_many: active needs one row per model (params' rows)")
+    if nonfinite_out.shape[0] != K:
+        raise ValueError("train_epoch_many: nonfinite_out needs one row per model (params' rows)")
+    if sums.shape[1] != 2:
+        raise ValueError("train_epoch_many: sums must have shape (K, 2)")
+    if sample_weight.shape[1] != X.shape[0]:
+        raise ValueError("train_epoch_many: sample_weight needs one column per row of X")
+    for k in range(K):
+        if counts[k] < 0 or counts[k] > perm.shape[1]:
+            raise ValueError("train_epoch_many: counts must be in [0, perm's columns]")
+        for i in range(counts[k]):  # every model's rows before any model trains
+            if perm[k, i] < 0 or perm[k, i] >= X.shape[0]:
+                raise ValueError("train_epoch_many: perm holds an index out of [0, n_rows)")
+    for k in range(K):
+        nonfinite_out[k] = 0
+        if active[k] == 0:
+            continue
+        loss_sum, penalty_sum, step_k, nonfinite = _train_epoch(
+            X, Y, sample_weight[k], perm[k, :counts[k]], batch_size, params[k], table, loss,
+            loss_param[k], alpha[k], optimizer, config[k], state[k], step[k], grads[k],
+            work[k], sums[k, 0], sums[k, 1], seed[k])
+        sums[k, 0] = loss_sum
+        sums[k, 1] = penalty_sum
+        step[k] = step_k
+        nonfinite_out[k] = nonfinite
+
+
+@jit
+def _train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss_param,
+                 alpha, optimizer, config, state, step, grads, work, loss_sum, penalty_sum,
+                 seed):
+    """One epoch (or a batch-aligned slice of one) of mini-batch training over rows
     X[perm[s:s + batch_size]], in one call.
 
     Per batch: gather the rows into the workspace, forward, fused loss-and-gradient,
