@@ -81,7 +81,7 @@ _SIGNATURES = {
                    "optimizer:int config:float64:1 state:out:2 step:int grads:out:1 "
                    "work:out:1 loss_sum:real penalty_sum:real seed:int",
     "train_epoch_many": "X:in:2 Y:in:2 sample_weight:in:2 perm:int64:2 counts:int64:1 "
-                        "batch_size:int params:out:2 table:int64:2 loss:int "
+                        "batch_size:int64:1 params:out:2 table:int64:2 loss:int "
                         "loss_param:float64:1 alpha:float64:1 optimizer:int config:float64:2 "
                         "state:out:3 step:int64+:1 grads:out:2 work:out:2 sums:float64+:2 "
                         "seed:int64:1 active:int64:1 nonfinite_out:int64+:1",

@@ -957,13 +957,14 @@ def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, tabl
     epoch), in one call: for every k with ``active[k] != 0``,
 
         sums[k, 0], sums[k, 1], step[k], nonfinite_out[k] = train_epoch(
-            X, Y, sample_weight[k], perm[k, :counts[k]], batch_size, params[k], table,
+            X, Y, sample_weight[k], perm[k, :counts[k]], batch_size[k], params[k], table,
             loss, loss_param[k], alpha[k], optimizer, config[k], state[k], step[k],
             grads[k], work[k], sums[k, 0], sums[k, 1], seed[k])
 
     so that model k's result is bit for bit what ``train_epoch`` gives it alone. The
     models share the rows (X, Y), the table, the loss and the optimizer; each has its own
-    rows to train on (perm[k]'s first counts[k]: a fold's rows, shuffled), sample weights
+    rows to train on (perm[k]'s first counts[k]: a fold's rows, shuffled), batch size
+    (scikit-learn's "auto" depends on the fold's size), sample weights
     (class weights differ between folds), parameters, optimizer state, step count,
     config (its learning rate, betas, ...), loss parameter (Huber's delta), alpha,
     dropout seed and workspace (grads[k], work[k]: train_workspace_size). An inactive
@@ -972,10 +973,11 @@ def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, tabl
     Shapes: sample_weight (K, n_rows); perm (K, m) int64 with 0 <= counts[k] <= m;
     params, grads (K, n_params); state (K, 1 or 2, n_params); work (K, >= the
     workspace); config (K, N_CONFIG), loss_param, alpha, sums (K,) (K, 2) float64;
-    step, seed, active, nonfinite_out (K,) int64.
+    batch_size, step, seed, active, nonfinite_out (K,) int64.
     """
     K = params.shape[0]
     _check_models(K, sample_weight=sample_weight, perm=perm, counts=counts,
+                  batch_size=batch_size,
                   loss_param=loss_param, alpha=alpha, config=config, state=state, step=step,
                   grads=grads, work=work, sums=sums, seed=seed, active=active,
                   nonfinite_out=nonfinite_out)
@@ -994,8 +996,8 @@ def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, tabl
         if not active[k]:
             continue
         loss_sum, penalty_sum, step_k, nonfinite = train_epoch(
-            X, Y, sample_weight[k], perm[k, :counts[k]], batch_size, params[k], table, loss,
-            float(loss_param[k]), float(alpha[k]), optimizer, config[k], state[k],
+            X, Y, sample_weight[k], perm[k, :counts[k]], int(batch_size[k]), params[k], table,
+            loss, float(loss_param[k]), float(alpha[k]), optimizer, config[k], state[k],
             int(step[k]), grads[k], work[k], float(sums[k, 0]), float(sums[k, 1]),
             int(seed[k]))
         sums[k] = loss_sum, penalty_sum

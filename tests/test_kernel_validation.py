@@ -84,7 +84,7 @@ def good_call():
         "train_epoch_many": dict(
             X=X, Y=Y, sample_weight=np.ones((2, N)),
             perm=np.array([np.arange(N), np.arange(N)[::-1]], np.int64),
-            counts=np.array([N, N - 1], np.int64), batch_size=B,
+            counts=np.array([N, N - 1], np.int64), batch_size=np.array([B, B - 1], np.int64),
             params=np.array([params, params]), table=table, loss=fk.SOFTMAX_CROSS_ENTROPY,
             loss_param=np.array([1e-16, 1e-16]), alpha=np.array([1e-4, 1e-3]),
             optimizer=fk.ADAM, config=np.array([cfg, cfg]),
@@ -208,7 +208,8 @@ TRAINING_CALLS = [
     ("train_epoch_many", "one alpha for two models", dict(alpha=np.zeros(1)), "alpha"),
     ("train_epoch_many", "sample_weight per row, not per model",
      dict(sample_weight=np.ones((1, N))), "sample_weight"),
-    ("train_epoch_many", "batch_size 0", dict(batch_size=0), "batch_size"),
+    ("train_epoch_many", "batch_size 0", dict(batch_size=np.array([B, 0], np.int64)),
+     "batch_size"),
     ("train_epoch_many", "dropout on the output layer", dict(table="drop last"), "dropout"),
     ("train_epoch", "negative perm", dict(perm=np.array([-1, 0], np.int64)), "perm"),
     ("train_epoch", "batch_size 0", dict(batch_size=0), "batch_size"),

@@ -48,14 +48,15 @@ def _models(table, K, n, m, B, dtype, rng, optimizer):
     config[:, fk.BETA1], config[:, fk.BETA2], config[:, fk.EPSILON] = 0.9, 0.999, 1e-8
     rows = 1 if optimizer in (fk.SGD, fk.SGD_NESTEROV) else 2
     return dict(
-        X=X, Y=Y, sample_weight=sample_weight, perm=perm, counts=counts, batch_size=B,
+        X=X, Y=Y, sample_weight=sample_weight, perm=perm, counts=counts,
+        batch_size=np.array([B, B - 3, B, B + 2, 1][:K], np.int64),  # "auto" differs by fold
         params=rng.normal(scale=0.4, size=(K, P)).astype(dtype), table=table,
         loss=fk.HUBER, loss_param=rng.uniform(0.2, 2.0, K), alpha=rng.uniform(0, 1e-2, K),
         optimizer=optimizer, config=config,
         state=rng.uniform(0, 0.1, (K, rows, P)).astype(dtype),
         step=rng.integers(0, 5, K).astype(np.int64),
         grads=np.zeros((K, P), dtype),
-        work=np.zeros((K, layout.train_workspace_size(table, B)), dtype),
+        work=np.zeros((K, layout.train_workspace_size(table, B + 2)), dtype),
         sums=rng.uniform(0, 1, (K, 2)), seed=rng.integers(0, 2**40, K).astype(np.int64),
         active=np.ones(K, np.int64), nonfinite_out=np.full(K, 7, np.int64))
 
@@ -67,7 +68,7 @@ def _alone(kernels, a, k):
     work = np.zeros(a["work"].shape[1], params.dtype)
     loss_sum, penalty_sum, step, nonfinite = kernels.train_epoch(
         a["X"], a["Y"], np.ascontiguousarray(a["sample_weight"][k]),
-        np.ascontiguousarray(a["perm"][k, :a["counts"][k]]), a["batch_size"], params,
+        np.ascontiguousarray(a["perm"][k, :a["counts"][k]]), int(a["batch_size"][k]), params,
         a["table"], a["loss"], float(a["loss_param"][k]), float(a["alpha"][k]),
         a["optimizer"], np.ascontiguousarray(a["config"][k]), state, int(a["step"][k]),
         grads, work, float(a["sums"][k, 0]), float(a["sums"][k, 1]), int(a["seed"][k]))
@@ -126,6 +127,7 @@ def test_many_models_on_every_backend_agree_with_the_reference(kernels, dtype, t
 
 @pytest.mark.parametrize("change, match", [
     (dict(alpha=np.zeros(4)), "alpha"),
+    (dict(batch_size=np.array([8, 8, 0, 8, 8], np.int64)), "batch_size"),
     (dict(sample_weight=np.ones((5, 39))), "sample_weight"),
     (dict(counts=np.array([1, 2, 31, 0, 0], np.int64)), "counts"),
     (dict(seed=np.array([0, -1, 0, 0, 0], np.int64)), "seed"),

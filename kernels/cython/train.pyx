@@ -1147,8 +1147,9 @@ def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, tabl
                      loss_param, alpha, optimizer, config, state, step, grads, work, sums,
                      seed, active, nonfinite_out):
     """K models of one table, one epoch (or slice) each (reference.train_epoch_many):
-    model k is train_epoch on its own rows perm[k, :counts[k]], weights, parameters,
-    state, config, loss parameter, alpha and seed, bit for bit. With several models and
+    model k is train_epoch on its own rows perm[k, :counts[k]], batch size, weights,
+    parameters, state, config, loss parameter, alpha and seed, bit for bit. With several
+    models and
     threads, the models run on the OpenMP threads (dynamically, one model per thread at
     a time), each model's epoch on its thread alone: the bits of a model's epoch never
     depend on the thread count, so they are those of train_epoch alone."""
@@ -1178,7 +1179,7 @@ def _train_epoch_many(
     const floating[:, ::1] sample_weight not None,  # IN (K, n)
     const int64_t[:, ::1] perm not None,  # IN (K, m); model k's rows perm[k, :counts[k]]
     const int64_t[::1] counts not None,  # IN (K,)
-    Py_ssize_t batch_size,
+    const int64_t[::1] batch_size not None,  # IN (K,)
     floating[:, ::1] params not None,  # INOUT (K, n_params)
     const int64_t[:, ::1] table not None,  # IN (n_layers, N_COLUMNS): the layer table
     Py_ssize_t loss,
@@ -1198,14 +1199,14 @@ def _train_epoch_many(
     cdef Net net
     cdef Net* nets = NULL  # one per model: each its own scratch and conv buffers
     cdef double** es = NULL
-    cdef Py_ssize_t i, k, n = X.shape[0], m = perm.shape[1], B = batch_size
-    cdef Py_ssize_t K = params.shape[0], made = 0, rows
+    cdef Py_ssize_t i, k, n = X.shape[0], m = perm.shape[1], B = 1
+    cdef Py_ssize_t K = params.shape[0], made = 0
     cdef int64_t v
     cdef LossParams* prms = NULL
     cdef bint spread
     _network(table, params.shape[1], &net)
     _check_models(K, {"sample_weight": sample_weight.shape[0], "perm": perm.shape[0],
-                      "counts": counts.shape[0], "loss_param": loss_param.shape[0],
+                      "counts": counts.shape[0], "batch_size": batch_size.shape[0], "loss_param": loss_param.shape[0],
                       "alpha": alpha.shape[0], "config": config.shape[0],
                       "state": state.shape[0], "step": step.shape[0],
                       "grads": grads.shape[0], "work": work.shape[0],
@@ -1213,8 +1214,10 @@ def _train_epoch_many(
                       "active": active.shape[0], "nonfinite_out": nonfinite_out.shape[0]})
     if optimizer < 0 or optimizer >= N_OPTIMIZERS:
         raise ValueError(f"unknown optimizer code {optimizer}")
-    if B < 1:
-        raise ValueError(f"batch_size is {B}, expected at least 1")
+    for k in range(K):
+        if batch_size[k] < 1:
+            raise ValueError(f"batch_size[{k}] is {batch_size[k]}, expected at least 1")
+        B = max(B, batch_size[k])  # the workspace holds the largest batch's
     _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
     _check_shape("Y", (Y.shape[0], Y.shape[1]), (n, net.size[net.n_layers]))
     _check_shape("sample_weight", (sample_weight.shape[0], sample_weight.shape[1]), (K, n))
@@ -1244,7 +1247,6 @@ def _train_epoch_many(
         nonfinite_out[k] = 0
     # several models on several threads: each model's epoch runs on one thread
     spread = K > 1 and net.n_threads > 1
-    rows = min(B, m)
     nets = <Net*>malloc(max(K, 1) * sizeof(Net))
     es = <double**>malloc(max(K, 1) * sizeof(double*))
     prms = <LossParams*>malloc(max(K, 1) * sizeof(LossParams))
@@ -1264,18 +1266,19 @@ def _train_epoch_many(
             made = k + 1
             if active[k] and counts[k]:
                 es[k] = _scratch(&nets[k])
-                _conv_buffers(&nets[k], rows, True, sizeof(floating))
+                _conv_buffers(&nets[k], min(batch_size[k], counts[k]), True,
+                              sizeof(floating))
         with _blas_one_thread(net.has_conv or spread):
             with nogil:
                 if spread:
                     for k in prange(K, num_threads=net.n_threads, schedule="dynamic"):
-                        _train_model(&nets[k], X, Y, sample_weight, perm, counts, B, params,
-                                     loss, prms, alpha, optimizer, config, state, step,
+                        _train_model(&nets[k], X, Y, sample_weight, perm, counts, batch_size,
+                                     params, loss, prms, alpha, optimizer, config, state, step,
                                      grads, work, sums, seed, active, nonfinite_out, es, k)
                 else:
                     for k in range(K):
-                        _train_model(&nets[k], X, Y, sample_weight, perm, counts, B, params,
-                                     loss, prms, alpha, optimizer, config, state, step,
+                        _train_model(&nets[k], X, Y, sample_weight, perm, counts, batch_size,
+                                     params, loss, prms, alpha, optimizer, config, state, step,
                                      grads, work, sums, seed, active, nonfinite_out, es, k)
     finally:
         for k in range(made):
@@ -1289,7 +1292,8 @@ def _train_epoch_many(
 cdef void _train_model(
     const Net* net, const floating[:, ::1] X, const floating[:, ::1] Y,
     const floating[:, ::1] sample_weight, const int64_t[:, ::1] perm,
-    const int64_t[::1] counts, Py_ssize_t B, floating[:, ::1] params, Py_ssize_t loss,
+    const int64_t[::1] counts, const int64_t[::1] B, floating[:, ::1] params,
+    Py_ssize_t loss,
     const LossParams* prms, const double[::1] alpha, Py_ssize_t optimizer,
     const double[:, ::1] config, floating[:, :, ::1] state, int64_t[::1] step,
     floating[:, ::1] grads, floating[:, ::1] work, double[:, ::1] sums,
@@ -1304,7 +1308,7 @@ cdef void _train_model(
     if optimizer != SGD and optimizer != SGD_NESTEROV:
         state1 = &state[k, 1, 0]
     nonfinite_out[k] = _train_epoch_rows(
-        net, cptr2(X), cptr2(Y), &sample_weight[k, 0], counts[k], &perm[k, 0], B,
+        net, cptr2(X), cptr2(Y), &sample_weight[k, 0], counts[k], &perm[k, 0], B[k],
         &params[k, 0], <int>loss, &prms[k], alpha[k], <int>optimizer, &config[k, 0],
         &state[k, 0, 0], state1, &grads[k, 0], &work[k, 0], es[k], &sums[k, 0],
         &sums[k, 1], &step_k, <uint64_t>seed[k])

@@ -447,11 +447,13 @@ def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, tabl
                      loss_param, alpha, optimizer, config, state, step, grads, work, sums,
                      seed, active, nonfinite_out):
     """K models of one table, one epoch (or slice) each: model k is _train_epoch on its
-    own rows perm[k, :counts[k]], weights, parameters, state, config, loss parameter,
+    own rows perm[k, :counts[k]], batch size, weights, parameters, state, config, loss parameter,
     alpha and seed (reference.train_epoch_many), so its bits are those of train_epoch
     alone. The models run one after another on the calling thread (Numba's parallel
     variant is issue 11's, not built yet)."""
     K = params.shape[0]
+    if batch_size.shape[0] != K:
+        raise ValueError("train_epoch_many: batch_size needs one row per model (params' rows)")
     if sample_weight.shape[0] != K:
         raise ValueError("train_epoch_many: sample_weight needs one row per model (params' rows)")
     if perm.shape[0] != K:
@@ -495,7 +497,7 @@ def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, tabl
         if active[k] == 0:
             continue
         loss_sum, penalty_sum, step_k, nonfinite = _train_epoch(
-            X, Y, sample_weight[k], perm[k, :counts[k]], batch_size, params[k], table, loss,
+            X, Y, sample_weight[k], perm[k, :counts[k]], batch_size[k], params[k], table, loss,
             loss_param[k], alpha[k], optimizer, config[k], state[k], step[k], grads[k],
             work[k], sums[k, 0], sums[k, 1], seed[k])
         sums[k, 0] = loss_sum
