@@ -388,6 +388,115 @@ def batch_size_for(batch_size, n_samples):
     return int(np.clip(batch_size, 1, n_samples))
 
 
+class _Fit:
+    """One model's stochastic fit between its epochs: scikit-learn's ``_fit_stochastic``
+    rules (the shuffles, the loss curve, validation scores, the stopping rule, the
+    learning-rate schedules, their messages), kept apart from how the epochs run, so
+    that a fit alone (:func:`fit_stochastic`) and a fit among many in one compiled call
+    (:func:`fit_stochastic_many`) follow the same rules, draw for draw.
+
+    ``rows`` are the rows of (X, Y, sample_weight) the model trains on; each epoch runs
+    over :meth:`epoch_rows`, then :meth:`end_epoch` says whether the fit stops."""
+
+    def __init__(self, problem, options, state, rows, sample_weight, random_state, *,
+                 incremental=False, validation=None, poisson_constant=None, on_epoch=None,
+                 say=print):
+        self.problem, self.options, self.state = problem, options, state.copy()
+        self.local = np.arange(rows.shape[0], dtype=np.int64)  # shuffled, as sklearn's
+        self.rows, self.sample_weight, self.random_state = rows, sample_weight, random_state
+        self.n_samples = rows.shape[0]
+        self.batch_size = batch_size_for(options.batch_size, self.n_samples)
+        self.code = options.optimizer_code()
+        self.incremental, self.validation = incremental, validation
+        self.poisson_constant, self.on_epoch, self.say = poisson_constant, on_epoch, say
+        self.history = History()
+        self.late = []  # warnings, shown once the fit ends (after a progress bar closed)
+
+    def config(self):
+        return self.options.config(self.state.optimizer.learning_rate)
+
+    def epoch_rows(self):
+        """The next epoch's rows, in order (shuffled with the model's random state)."""
+        if self.options.shuffle:
+            self.local = shuffle_indices(self.local, self.random_state)
+        self.epoch = self.rows[self.local]
+        return self.epoch
+
+    def end_epoch(self, loss_sum, penalty_sum, nonfinite, complete, interrupted=False):
+        """After an epoch over :meth:`epoch_rows` (``complete`` unless stopped inside):
+        record it and apply the stopping rules; True if the fit stops here. Raises
+        scikit-learn's ValueError if the loss became non-finite (unless early stopping
+        has a best epoch to fall back on)."""
+        problem, options, state, history = self.problem, self.options, self.state, self.history
+        validation = self.validation
+        if nonfinite or not np.isfinite(state.params).all():
+            if validation is None or state.best_params is None:
+                raise ValueError(NONFINITE_MESSAGE)
+            # as scikit-learn: early stopping keeps the best validation epoch's weights
+            self.late.append(ConvergenceWarning(
+                f"Training diverged in epoch {history.n_iter + 1} (the loss became "
+                "non-finite); the weights of the best validation epoch are kept. Try "
+                "a smaller learning_rate_init, or scale the input features."))
+            return True
+        if not complete:  # interrupted inside the epoch: keep its completed steps
+            return True
+        offset = 0.0
+        if self.poisson_constant is not None:
+            offset = _batch_offsets(self.poisson_constant, self.sample_weight, self.epoch,
+                                    self.batch_size)
+        history.n_iter += 1
+        history.loss = _epoch_loss(problem, loss_sum, penalty_sum, self.n_samples, offset)
+        history.loss_curve.append(history.loss)
+        state.t += self.n_samples
+        if options.verbose:
+            self.say("Iteration %d, loss = %.8f" % (history.n_iter, history.loss))
+
+        if validation is not None:
+            loss = problem.loss_value(state.params, validation.X, validation.Y,
+                                      validation.sample_weight)
+            history.validation_loss_curve.append(loss)
+            score = -loss if validation.score is None else validation.score(state.params)
+            history.validation_scores.append(score)
+            if options.verbose:
+                self.say("Validation score: %f" % score)
+            _track_validation(state, score, options.tol)
+        else:
+            _track_training(state, history.loss, options.tol)
+
+        options.iteration_ends(state.optimizer, state.t)
+
+        if state.no_improvement_count > options.n_iter_no_change:
+            watched = "Validation score" if validation is not None else "Training loss"
+            msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
+                   % (watched, options.tol, options.n_iter_no_change))
+            if options.trigger_stopping(state.optimizer, msg, self.say):
+                return True
+            state.no_improvement_count = 0
+
+        if self.on_epoch is not None and self.on_epoch(state.params):
+            return True
+        if self.incremental or interrupted:
+            return True
+        if history.n_iter == options.max_iter:
+            self.late.append(ConvergenceWarning(
+                "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                "optimization hasn't converged yet." % options.max_iter))
+            return True
+        return False
+
+    def finish(self, interrupted=False):
+        """The fit's (state, history); its warnings go out now."""
+        self.history.interrupted = interrupted
+        if interrupted:
+            self.late.append(UserWarning("Training interrupted by user."))
+        for warning in self.late:
+            warnings.warn(warning)
+        state = self.state
+        if self.validation is not None and state.best_params is not None:
+            state.params = state.best_params.copy()
+        return state, self.history
+
+
 def fit_stochastic(problem, options, state, X, Y, sample_weight, random_state, *,
                    incremental=False, validation=None, poisson_constant=None,
                    on_epoch=None):
@@ -402,90 +511,119 @@ def fit_stochastic(problem, options, state, X, Y, sample_weight, random_state, *
     scikit-learn's ValueError if the loss becomes non-finite (unless early stopping has
     a best epoch to fall back on).
     """
-    state = state.copy()
-    optimizer = state.optimizer
-    n_samples = X.shape[0]
-    rows = np.arange(n_samples, dtype=np.int64)
-    batch_size = batch_size_for(options.batch_size, n_samples)
-    code = options.optimizer_code()
-    grads = np.empty_like(state.params)
-    work = np.empty(layout.train_workspace_size(problem.table, batch_size), X.dtype)
-    history = History()
     # a bar on a terminal with verbose; the "Iteration ..." lines go to stdout as before,
     # through the bar so that the two never garble each other
     bar = Progress(1 if incremental else options.max_iter, "epochs",
                    enabled=None if options.verbose else False)
-    late = []  # warnings, shown once the bar is closed (they go to its stream, stderr)
-    with blas_threads(problem.table, batch_size), bar, sigint_deferred() as interrupted:
-        for _ in range(options.max_iter):
-            if options.shuffle:
-                rows = shuffle_indices(rows, random_state)
+    fit = _Fit(problem, options, state, np.arange(X.shape[0], dtype=np.int64),
+               sample_weight, random_state, incremental=incremental, validation=validation,
+               poisson_constant=poisson_constant, on_epoch=on_epoch, say=bar.print)
+    params, optimizer = fit.state.params, fit.state.optimizer
+    grads = np.empty_like(params)
+    work = np.empty(layout.train_workspace_size(problem.table, fit.batch_size), X.dtype)
+    with blas_threads(problem.table, fit.batch_size), bar, sigint_deferred() as interrupted:
+        while True:
+            rows = fit.epoch_rows()
             loss_sum, penalty_sum, nonfinite, complete = train_epoch_sliced(
-                problem, state.params, optimizer, code, options.config(optimizer.learning_rate),
-                X, Y, sample_weight, rows, batch_size, grads, work, interrupted, bar)
-            if nonfinite or not np.isfinite(state.params).all():
-                if validation is None or state.best_params is None:
-                    raise ValueError(NONFINITE_MESSAGE)
-                # as scikit-learn: early stopping keeps the best validation epoch's weights
-                late.append(ConvergenceWarning(
-                    f"Training diverged in epoch {history.n_iter + 1} (the loss became "
-                    "non-finite); the weights of the best validation epoch are kept. Try "
-                    "a smaller learning_rate_init, or scale the input features."))
+                problem, params, optimizer, fit.code, fit.config(), X, Y, sample_weight,
+                rows, fit.batch_size, grads, work, interrupted, bar)
+            counted = fit.history.n_iter
+            stop = fit.end_epoch(loss_sum, penalty_sum, nonfinite, complete, interrupted())
+            if fit.history.n_iter > counted:
+                bar.update(note=f"loss {fit.history.loss:.4g}")
+            if stop:
                 break
-            if not complete:  # interrupted inside the epoch: keep its completed steps
-                break
-            offset = 0.0
-            if poisson_constant is not None:
-                offset = _batch_offsets(poisson_constant, sample_weight, rows, batch_size)
-            history.n_iter += 1
-            history.loss = _epoch_loss(problem, loss_sum, penalty_sum, n_samples, offset)
-            history.loss_curve.append(history.loss)
-            state.t += n_samples
-            bar.update(note=f"loss {history.loss:.4g}")
-            if options.verbose:
-                bar.print("Iteration %d, loss = %.8f" % (history.n_iter, history.loss))
+    return fit.finish(interrupted())
 
-            if validation is not None:
-                loss = problem.loss_value(state.params, validation.X, validation.Y,
-                                          validation.sample_weight)
-                history.validation_loss_curve.append(loss)
-                score = -loss if validation.score is None else validation.score(state.params)
-                history.validation_scores.append(score)
-                if options.verbose:
-                    bar.print("Validation score: %f" % score)
-                _track_validation(state, score, options.tol)
-            else:
-                _track_training(state, history.loss, options.tol)
 
-            options.iteration_ends(optimizer, state.t)
+def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None):
+    """Train many models of one network at once: the :class:`_Fit` of each (the same
+    kernels, table, loss and optimizer; each its own rows of the shared X and Y, its
+    row of ``sample_weight`` (K, n_rows), hyperparameters, loss parameter, alpha and
+    random state), in rounds of one epoch of every model still fitting, each epoch a
+    few ``train_epoch_many`` calls over every such model. Each model follows its own
+    stopping rules and leaves the batch when it stops; model k's result is bit for bit
+    that of :func:`fit_stochastic` on its rows alone (the kernels' contract, and the
+    same draws from its random state).
 
-            if state.no_improvement_count > options.n_iter_no_change:
-                watched = "Validation score" if validation is not None else "Training loss"
-                msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
-                       % (watched, options.tol, options.n_iter_no_change))
-                if options.trigger_stopping(optimizer, msg, bar.print):
+    Returns one entry per model: its (TrainState, History), or the ValueError its fit
+    raised (a non-finite loss), so that one diverging model does not end the others.
+    ``bar`` (a Progress over rounds) is advanced once per round; Ctrl-C ends every fit
+    after its completed steps, as it ends one.
+    """
+    first = fits[0].problem
+    kernels, table = first.kernels, first.table
+    K = len(fits)
+    assert all(f.problem.kernels is kernels and f.problem.table is table
+               and f.problem.loss == first.loss and f.code == fits[0].code for f in fits)
+    n_params = fits[0].state.params.size
+    dtype = X.dtype
+    B = np.array([f.batch_size for f in fits], np.int64)
+    params = np.empty((K, n_params), dtype)
+    moments = np.empty((K, 2, n_params), dtype)
+    for k, f in enumerate(fits):  # each model's state becomes a view of the batch's
+        params[k], moments[k] = f.state.params, f.state.optimizer.moments
+        f.state.params, f.state.optimizer.moments = params[k], moments[k]
+    grads = np.empty_like(params)
+    work = np.empty((K, layout.train_workspace_size(table, int(B.max()))), dtype)
+    loss_param = np.array([f.problem.loss_param for f in fits], np.float64)
+    alpha = np.array([f.problem.alpha for f in fits], np.float64)
+    seed = np.array([f.problem.dropout_seed for f in fits], np.int64)
+    step = np.empty(K, np.int64)
+    config = np.empty((K, _k.N_CONFIG))
+    nonfinite = np.zeros(K, np.int64)
+    results = [None] * K
+    # a call runs up to this many batches of each model (about SLICE_FLOPS in all)
+    per_model = max(1, batches_per_call(table, int(B.max())) // K)
+    with blas_threads(table, int(B.max())), sigint_deferred() as interrupted:
+        while any(r is None for r in results) and not interrupted():
+            fitting = [k for k in range(K) if results[k] is None]
+            epochs = {k: fits[k].epoch_rows() for k in fitting}
+            sums = np.zeros((K, 2))
+            stopped = np.zeros(K, bool)  # a non-finite loss ended its epoch
+            done = dict.fromkeys(fitting, 0)  # rows of the epoch run so far
+            for k in fitting:
+                config[k] = fits[k].config()
+                step[k] = fits[k].state.optimizer.step
+            while not interrupted():
+                calls = {k: min(per_model * int(B[k]), epochs[k].size - done[k])
+                         for k in fitting if not stopped[k] and done[k] < epochs[k].size}
+                if not calls:
                     break
-                state.no_improvement_count = 0
-
-            if on_epoch is not None and on_epoch(state.params):
-                break
-            if incremental or interrupted():
-                break
-
-            if history.n_iter == options.max_iter:
-                late.append(ConvergenceWarning(
-                    "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                    "optimization hasn't converged yet." % options.max_iter))
-
-    history.interrupted = interrupted()
-    if history.interrupted:
-        late.append(UserWarning("Training interrupted by user."))
-    for warning in late:
-        warnings.warn(warning)
-
-    if validation is not None and state.best_params is not None:
-        state.params = state.best_params.copy()
-    return state, history
+                perm = np.zeros((K, max(calls.values())), np.int64)
+                counts = np.zeros(K, np.int64)
+                active = np.zeros(K, np.int64)
+                for k, c in calls.items():
+                    perm[k, :c] = epochs[k][done[k]:done[k] + c]
+                    counts[k], active[k] = c, 1
+                    done[k] += c
+                kernels.train_epoch_many(
+                    X, Y, sample_weight, perm, counts, B, params, table, first.loss,
+                    loss_param, alpha, fits[0].code, config, moments, step, grads, work,
+                    sums, seed, active, nonfinite)
+                stopped |= nonfinite.astype(bool)
+            for k in fitting:
+                f = fits[k]
+                f.state.optimizer.step = int(step[k])
+                complete = bool(done[k] == epochs[k].size and not stopped[k])
+                try:
+                    if f.end_epoch(sums[k, 0], sums[k, 1], bool(stopped[k]), complete,
+                                   interrupted()):
+                        results[k] = f
+                except ValueError as exc:
+                    results[k] = exc
+            if bar is not None:
+                bar.update(note=f"{sum(r is None for r in results)}/{K} models fitting")
+    out = []
+    for f, r in zip(fits, results):
+        if isinstance(r, ValueError):
+            out.append(r)
+            continue
+        state, history = f.finish(interrupted())
+        state.params = state.params.copy()  # off the batch's buffers
+        state.optimizer.moments = state.optimizer.moments.copy()
+        out.append((state, history))
+    return out
 
 
 def _track_validation(state, score, tol):

@@ -10,6 +10,7 @@ import copy
 import functools
 import inspect
 import warnings
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -91,6 +92,26 @@ def _label_binarizer(classes):
     binarizer.sparse_input_ = False
     binarizer.classes_ = classes
     return binarizer
+
+
+@dataclass
+class _Plan:
+    """A fit's inputs before it trains (_BaseMLP._plan): the engine's problem, options
+    and starting state (flat parameters for lbfgs), the network's table, the training
+    data as the kernels take it, the Poisson constant, the callbacks' task, which of the
+    given rows train (``rows``) and early stopping's validation rows."""
+
+    problem: _engine.Problem
+    options: _engine.Options
+    state: object
+    table: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    sample_weight: np.ndarray
+    constant: object
+    task: _callbacks.FitTask
+    rows: np.ndarray
+    validation: object = None
 
 
 class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
@@ -316,6 +337,35 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
 
     def _fit(self, X, y, sample_weight=None, incremental=False,
              validation_set=(None, None, None)):
+        plan = self._plan(X, y, sample_weight, incremental, validation_set)
+        if self.solver == "lbfgs":
+            params, self.n_iter_, self.loss_ = _engine.fit_lbfgs(
+                plan.problem, plan.options, plan.state, plan.X, plan.Y, plan.sample_weight,
+                plan.constant, on_iteration=functools.partial(
+                    plan.task.step, task_name="iteration") if plan.task.active else None)
+            if not np.isfinite(params).all():  # scipy ended at non-finite weights
+                raise ValueError(_engine.NONFINITE_MESSAGE)
+            self._set_params_flat(params, plan.table)
+            plan.task.end(params)
+            return self
+        state, history = _engine.fit_stochastic(
+            plan.problem, plan.options, plan.state, plan.X, plan.Y, plan.sample_weight,
+            self._random_state, incremental=incremental, validation=plan.validation,
+            poisson_constant=plan.constant,
+            on_epoch=plan.task.step if plan.task.active else None)
+        self._commit(state, history, plan.table)
+        plan.task.end(state.params)
+        return self
+
+    def _plan(self, X, y, sample_weight=None, incremental=False,
+              validation_set=(None, None, None)):
+        """Everything a fit needs before it trains, as a :class:`_Plan`: the data
+        validated and encoded, the network, its initial weights (``state``: the flat
+        parameters for lbfgs, else the engine's TrainState) and, for a stochastic fit,
+        early stopping's held-out rows. Sets what validation sets (classes_,
+        n_features_in_, ...) and, on a first fit, resets the fitted state; draws from
+        the random state exactly as the fit does. ``plan.rows`` are the rows of X the
+        training part holds, in its order (early stopping's split shuffles them)."""
         self._check_network()
         X = self._flat(X)
         if validation_set[0] is not None:
@@ -356,37 +406,27 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
         options = _engine.Options(**{name: getattr(self, name) for name in _OPTION_NAMES})
         task = _callbacks.FitTask(self, 1 if incremental else self.max_iter, X, y,
                                   sample_weight, table)
+        rows = np.arange(X.shape[0], dtype=np.int64)
+        plan = _Plan(problem, options, params, table, X, Y, sample_weight, constant, task,
+                     rows)
         if self.solver == "lbfgs":
-            params, self.n_iter_, self.loss_ = _engine.fit_lbfgs(
-                problem, options, params, X, Y, sample_weight, constant,
-                on_iteration=functools.partial(task.step, task_name="iteration")
-                if task.active else None)
-            if not np.isfinite(params).all():  # scipy ended at non-finite weights
-                raise ValueError(_engine.NONFINITE_MESSAGE)
-            self._set_params_flat(params, table)
-            task.end(params)
-            return self
+            return plan
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        start = self._train_state(params, incremental)  # before the split: no draws
-        validation = None
+        plan.state = self._train_state(params, incremental)  # before the split: no draws
         if given:
-            validation = self._given_validation(*validation_set, dtype=X.dtype)
+            plan.validation = self._given_validation(*validation_set, dtype=X.dtype)
         elif self.early_stopping:
-            (X, Y, sample_weight, constant), validation = self._validation_split(
-                X, Y, sample_weight, constant, self._split_labels(y))
-        if validation is not None:
-            task.score_on(validation.X, self._decode_validation_targets(validation.Y),
-                          validation.sample_weight)
+            (plan.X, plan.Y, plan.sample_weight, plan.constant, plan.rows), plan.validation = (
+                self._validation_split(X, Y, sample_weight, constant, self._split_labels(y),
+                                       rows))
+        if plan.validation is not None:
+            task.score_on(plan.validation.X,
+                          self._decode_validation_targets(plan.validation.Y),
+                          plan.validation.sample_weight)
         if layout.has_dropout(table):  # drawn last: the split is the one without dropout
             problem.dropout_seed = int(self._random_state.randint(2**62, dtype=np.int64))
-        state, history = _engine.fit_stochastic(
-            problem, options, start, X, Y, sample_weight, self._random_state,
-            incremental=incremental, validation=validation, poisson_constant=constant,
-            on_epoch=task.step if task.active else None)
-        self._commit(state, history, table)
-        task.end(state.params)
-        return self
+        return plan
 
     def _seeded_random_state(self):
         """``check_random_state(self.random_state)``, for an int seed by reseeding this
@@ -446,13 +486,14 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
             best_params=getattr(self, "_best_params", None),
             no_improvement_count=getattr(self, "_no_improvement_count", 0))
 
-    def _validation_split(self, X, Y, sample_weight, constant, y):
+    def _validation_split(self, X, Y, sample_weight, constant, y, rows):
         """Early stopping's held-out rows, drawn as scikit-learn draws them (stratified
         by class for single-label classification): returns the training rows (X, Y,
-        sample_weight, constant) and an ``_engine.Validation`` of the rest."""
+        sample_weight, constant, rows: which of the given rows they are) and an
+        ``_engine.Validation`` of the rest."""
         stratify = y if self._stratify_validation else None
-        X, X_val, Y, Y_val, sample_weight, sw_val, *const = train_test_split(
-            X, Y, sample_weight, *(() if constant is None else (constant,)),
+        X, X_val, Y, Y_val, sample_weight, sw_val, rows, _, *const = train_test_split(
+            X, Y, sample_weight, rows, *(() if constant is None else (constant,)),
             random_state=self._random_state, test_size=self.validation_fraction,
             stratify=stratify)
         if X_val.shape[0] < 2:
@@ -465,7 +506,7 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
         X, Y, sample_weight = (np.ascontiguousarray(a) for a in (X, Y, sample_weight))
         X_val, Y_val, sw_val = (np.ascontiguousarray(a) for a in (X_val, Y_val, sw_val))
         y_val = self._decode_validation_targets(Y_val)
-        return ((X, Y, sample_weight, const[0] if const else None),
+        return ((X, Y, sample_weight, const[0] if const else None, rows),
                 _engine.Validation(X_val, Y_val, sw_val, self._scorer(X_val, y_val, sw_val)))
 
     def _check_validation_set(self, X_val, y_val, sample_weight_val):
