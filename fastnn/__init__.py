@@ -24,11 +24,13 @@ from ._backends import available_backends, check_kernels
 check_kernels(__path__[0])
 del check_kernels
 
-__all__ = ["MLPClassifier", "MLPRegressor", "NeuralNetClassifier", "NeuralNetRegressor",
+__all__ = ["MLPClassifier", "MLPClassifierCV", "MLPRegressor", "MLPRegressorCV",
+           "NeuralNetClassifier", "NeuralNetRegressor",
            "available_backends", "plot_loss_curve", "plot_validation_curve"]
 __version__ = "0.1.0"
 
 _LAZY = {"MLPClassifier": "_estimators", "MLPRegressor": "_estimators",
+         "MLPClassifierCV": "_search", "MLPRegressorCV": "_search",
          "NeuralNetClassifier": "_neuralnet", "NeuralNetRegressor": "_neuralnet",
          "nn": None,
          "plot_loss_curve": "plotting", "plot_validation_curve": "plotting"}

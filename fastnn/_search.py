@@ -1,0 +1,325 @@
+"""Cross-validated MLPs: every (candidate, fold) of a grid trained at once.
+
+``MLPRegressorCV`` and ``MLPClassifierCV`` follow scikit-learn's ``*CV`` convention
+(RidgeCV, LogisticRegressionCV): the MLP's parameters plus ``param_grid``, ``cv``,
+``refit``; fitted, GridSearchCV's ``cv_results_``, ``best_params_``, ``best_score_`` and
+``best_estimator_``. Instead of one fit per (candidate, fold), each model is planned as
+its own fit would be (``_BaseMLP._plan``: the same validation, initial weights, early
+stopping split and random draws), and all of them train together in
+``_engine.fit_stochastic_many``: per round, one epoch of every model still fitting in a
+few ``train_epoch_many`` calls, the models spread over the cores. Model k's weights are
+bit for bit those of fitting it alone, so the scores are GridSearchCV's.
+
+A grid may hold any parameter that leaves the network and the compiled call as they are
+(delta, alpha, learning_rate_init, beta_1, beta_2, momentum, random_state, batch_size,
+tol, early stopping's settings, ...). One that changes the network (hidden_layer_sizes,
+activation, ...) or the call's kernels (loss, solver, ...) is refused, naming it: search
+it with GridSearchCV around the CV estimator.
+"""
+
+import inspect
+import time
+from dataclasses import replace
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import ParameterGrid, check_cv
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import check_is_fitted, indexable
+from threadpoolctl import threadpool_limits
+
+from . import _engine
+from ._estimators import MLPClassifier, MLPRegressor
+from ._progress import Progress
+
+# Parameters a grid must not hold: they change the network's layer table, or the
+# compiled call (its loss, its optimizer), which every model of a batch shares.
+_NETWORK = ("hidden_layer_sizes", "activation", "negative_slope", "dropout")
+_CALL = ("loss", "solver", "nesterovs_momentum", "backend", "max_fun", "verbose",
+         "warm_start")
+_OWN = {"cv": 5, "refit": True, "error_score": np.nan, "n_jobs": None}
+
+
+def _signature(mlp):
+    """``__init__``'s signature: param_grid, then the MLP's parameters and the CV's own,
+    keyword-only (BaseEstimator reads the parameter names from it)."""
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+              inspect.Parameter("param_grid", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                default=None)]
+    params += [p.replace(kind=kw) for p in
+               list(inspect.signature(mlp.__init__).parameters.values())[1:]]
+    params += [inspect.Parameter(name, kw, default=v) for name, v in _OWN.items()]
+    return inspect.Signature(params)
+
+
+class _BaseMLPCV(BaseEstimator):
+    """What MLPRegressorCV and MLPClassifierCV share: the grid, the batched fit, the
+    scores and the refit."""
+
+    _mlp = None  # the estimator class a candidate is
+
+    def __init__(self, param_grid=None, **params):
+        for name, p in list(inspect.signature(type(self).__init__).parameters.items())[1:]:
+            setattr(self, name, params.pop(name, p.default) if name != "param_grid"
+                    else param_grid)
+        if params:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments "
+                            f"{sorted(params)}")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls._mlp is not None:
+            cls.__init__ = _with_signature(_BaseMLPCV.__init__, _signature(cls._mlp))
+
+    # ------------------------------------------------------------------ the grid
+
+    def _base(self):
+        names = inspect.signature(self._mlp.__init__).parameters
+        return self._mlp(**{name: getattr(self, name) for name in list(names)[1:]})
+
+    def _candidates(self):
+        """The grid's candidates (ParameterGrid's order, GridSearchCV's), checked."""
+        grid = {} if self.param_grid is None else self.param_grid
+        grids = grid if isinstance(grid, (list, tuple)) else [grid]
+        known = set(inspect.signature(self._mlp.__init__).parameters) - {"self"}
+        for g in grids:
+            if not isinstance(g, dict):
+                raise ValueError(f"param_grid must be a dict (or a list of dicts) of "
+                                 f"parameter names to lists of values, got {g!r}")
+            for name, values in g.items():
+                if name in _NETWORK + _CALL:
+                    what = "network (its layers)" if name in _NETWORK else "compiled call"
+                    raise ValueError(
+                        f"param_grid holds {name!r}, which changes the {what} that every "
+                        f"model of {type(self).__name__}'s batch shares: set it as a "
+                        f"parameter, and search it with GridSearchCV over "
+                        f"{type(self).__name__}")
+                if name not in known:
+                    raise ValueError(f"param_grid holds {name!r}, which is not a parameter "
+                                     f"of {self._mlp.__name__}")
+                if isinstance(values, str) or not hasattr(values, "__len__") or not len(values):
+                    raise ValueError(f"param_grid[{name!r}] must be a non-empty list of "
+                                     f"values, got {values!r}")
+        candidates = list(ParameterGrid(grids))
+        if not candidates:
+            raise ValueError("param_grid has no candidate")
+        return candidates
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Train every (candidate, fold) at once, score each fold's held-out rows, and
+        (refit) fit the best candidate on all rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, as GridSearchCV passes them: each fold's training rows' to its
+            fits, its held-out rows' to its scores.
+        groups : array-like of shape (n_samples,), default=None
+            Passed to the ``cv`` splitter (GroupKFold, ...).
+
+        Returns
+        -------
+        self
+        """
+        base = self._base()
+        base._validate_params()
+        candidates = self._candidates()
+        if base.solver == "lbfgs":
+            raise ValueError(f"{type(self).__name__} trains its models together with a "
+                             "stochastic solver (sgd, adam, rmsprop), not lbfgs")
+        X, y, groups = indexable(X, y, groups)
+        splits = list(check_cv(self.cv, y, classifier=isinstance(base, ClassifierMixin))
+                      .split(X, y, groups))
+        scorer = check_scoring(base, None if self.scoring in (None, "loss") else self.scoring)
+        whole_est = clone(base).set_params(early_stopping=False)  # the data, validated
+        whole = whole_est._plan(X, y, sample_weight)
+        X_all, Y_all, table = whole.X, whole.Y, whole.table
+        constant = whole.constant
+        sw = None if sample_weight is None else np.asarray(sample_weight)
+
+        models, fits = [], []
+        for c, params in enumerate(candidates):
+            for f, (train, test) in enumerate(splits):
+                est = clone(base).set_params(**params)
+                est._validate_params()
+                plan = est._plan(_safe_indexing(X, train), _safe_indexing(y, train),
+                                 None if sw is None else sw[train])
+                self._check_fold(est, whole_est, plan, f)
+                rows = np.asarray(train, np.int64)[plan.rows]
+                weights = np.zeros(X_all.shape[0], X_all.dtype)
+                weights[rows] = plan.sample_weight
+                plan.problem.table = table
+                fits.append(_engine._Fit(
+                    plan.problem, replace(plan.options, verbose=False), plan.state, rows,
+                    weights, est._random_state, validation=plan.validation,
+                    poisson_constant=None if plan.constant is None else constant))
+                models.append((c, f, est, test))
+        start = time.perf_counter()
+        bar = Progress(base.max_iter, "epochs of the batch",
+                       enabled=None if self.verbose else False)
+        with bar, threadpool_limits(self.n_jobs, user_api="openmp"):
+            results = _engine.fit_stochastic_many(
+                fits, X_all, Y_all, np.array([fit.sample_weight for fit in fits]), bar=bar)
+        fit_time = (time.perf_counter() - start) / len(fits)  # the batch's, shared
+
+        n_c, n_f = len(candidates), len(splits)
+        scores = np.full((n_c, n_f), np.nan)
+        score_times = np.zeros((n_c, n_f))
+        for (c, f, est, test), result in zip(models, results):
+            if isinstance(result, ValueError):
+                if self.error_score == "raise":
+                    raise result
+                scores[c, f] = self.error_score
+                continue
+            state, history = result
+            est._commit(state, history, table)
+            t = time.perf_counter()
+            weights = {} if sw is None else {"sample_weight": sw[test]}
+            scores[c, f] = scorer(est, _safe_indexing(X, test), _safe_indexing(y, test),
+                                  **weights)
+            score_times[c, f] = time.perf_counter() - t
+        self._set_results(candidates, scores, fit_time, score_times)
+        if self.refit:
+            best = clone(base).set_params(**self.best_params_)
+            t = time.perf_counter()
+            self.best_estimator_ = best.fit(X, y, sample_weight=sample_weight)
+            self.refit_time_ = time.perf_counter() - t
+        self.n_splits_ = n_f
+        self.scorer_ = scorer
+        self.n_features_in_ = whole.X.shape[1]
+        if hasattr(whole_est, "classes_"):
+            self.classes_ = whole_est.classes_
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def _check_fold(self, est, whole_est, plan, fold):
+        """A fold's model must be the whole data's network (a classifier's fold must
+        hold every class: its outputs are one per class)."""
+        if not np.array_equal(plan.table, whole_est._table):
+            raise ValueError(f"fold {fold}'s training rows give another network than the "
+                             "whole data's")
+
+    def _set_results(self, candidates, scores, fit_time, score_times):
+        """cv_results_ in GridSearchCV's layout (test scores only), best_*."""
+        n_c, n_f = scores.shape
+        results = {"mean_fit_time": np.full(n_c, fit_time), "std_fit_time": np.zeros(n_c),
+                   "mean_score_time": score_times.mean(axis=1),
+                   "std_score_time": score_times.std(axis=1)}
+        for name in sorted({n for p in candidates for n in p}):
+            column = np.ma.MaskedArray(np.empty(n_c, dtype=object), mask=True)
+            for i, p in enumerate(candidates):
+                if name in p:
+                    column[i] = p[name]
+            results[f"param_{name}"] = column
+        results["params"] = candidates
+        for f in range(n_f):
+            results[f"split{f}_test_score"] = scores[:, f]
+        mean = scores.mean(axis=1)
+        results["mean_test_score"] = mean
+        results["std_test_score"] = scores.std(axis=1)
+        # GridSearchCV's ranks: min rank among ties, NaN scores last
+        filled = np.where(np.isnan(mean), np.nanmin(mean) - 1 if np.isfinite(mean).any()
+                          else 0.0, mean)
+        from scipy.stats import rankdata
+        results["rank_test_score"] = np.asarray(rankdata(-filled, method="min"),
+                                                dtype=np.int32)
+        self.cv_results_ = results
+        self.best_index_ = int(np.flatnonzero(results["rank_test_score"] == 1)[0])
+        self.best_params_ = candidates[self.best_index_]
+        self.best_score_ = float(mean[self.best_index_])
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, X):
+        """The refit best estimator's predictions."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
+
+    def score(self, X, y, sample_weight=None):
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.score(X, y, sample_weight=sample_weight)
+
+
+def _with_signature(function, signature):
+    def __init__(self, param_grid=None, **params):
+        function(self, param_grid, **params)
+
+    __init__.__signature__ = signature
+    __init__.__doc__ = function.__doc__
+    return __init__
+
+
+class MLPRegressorCV(RegressorMixin, _BaseMLPCV):
+    """MLPRegressor with a cross-validated grid (delta, alpha, ...), every (candidate,
+    fold) trained at once in one batched compiled call per round of epochs.
+
+    Parameters
+    ----------
+    param_grid : dict or list of dicts
+        Lists of values of MLPRegressor's parameters that do not change the network or
+        the compiled call (see fastnn._search), as GridSearchCV's param_grid.
+    **MLPRegressor's parameters** : the candidates' common settings (``scoring`` both
+        watches early stopping, as MLPRegressor's, and scores the held-out folds, as
+        GridSearchCV's; None or "loss": the estimator's R^2 on the folds).
+    cv : int, splitter or iterable, default=5
+        As GridSearchCV's (KFold for an int; ``groups`` go to the splitter).
+    refit : bool, default=True
+        Fit the best candidate on all rows (``best_estimator_``, used by predict).
+    error_score : "raise" or float, default=np.nan
+        The score of a model whose loss became non-finite (GridSearchCV's rule).
+    n_jobs : int or None, default=None
+        Threads the batch runs on (OpenMP's limit; None: all cores).
+
+    Attributes
+    ----------
+    cv_results_, best_params_, best_score_, best_index_, best_estimator_, n_splits_,
+    scorer_, refit_time_ : as GridSearchCV's. ``mean_fit_time`` is the batch's time
+    divided by its models (they train together); train scores are not computed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastnn import MLPRegressorCV
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2)); y = X @ [1.0, -2.0] + rng.standard_t(1, 200)
+    >>> search = MLPRegressorCV({"delta": [0.5, 5.0]}, loss="huber", hidden_layer_sizes=(8,),
+    ...                         max_iter=30, random_state=0, cv=3).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['delta']
+    """
+
+    _mlp = MLPRegressor
+
+
+class MLPClassifierCV(ClassifierMixin, _BaseMLPCV):
+    """MLPClassifier with a cross-validated grid (alpha, learning_rate_init, ...), every
+    (candidate, fold) trained at once in one batched compiled call per round of epochs.
+
+    Parameters and attributes as MLPRegressorCV's, over MLPClassifier's parameters;
+    ``cv`` as an int is StratifiedKFold (GridSearchCV's rule). Every fold's training rows
+    must hold every class. Fitted, ``classes_`` too.
+    """
+
+    _mlp = MLPClassifier
+
+    def _check_fold(self, est, whole_est, plan, fold):
+        classes, whole = est.classes_, whole_est.classes_
+        if len(classes) != len(whole) or not np.array_equal(classes, whole):
+            missing = sorted(set(whole.tolist()) - set(classes.tolist()))
+            raise ValueError(
+                f"fold {fold}'s training rows lack the classes {missing} (they hold "
+                f"{classes.tolist()}): every fold's model needs every class; use "
+                "StratifiedKFold or fewer folds")
+        super()._check_fold(est, whole_est, plan, fold)
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_proba(X)
