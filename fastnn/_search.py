@@ -138,48 +138,32 @@ class _BaseMLPCV(BaseEstimator):
         splits = list(check_cv(self.cv, y, classifier=isinstance(base, ClassifierMixin))
                       .split(X, y, groups))
         scorer = check_scoring(base, None if self.scoring in (None, "loss") else self.scoring)
-        whole_est = clone(base).set_params(early_stopping=False)  # the data, validated
-        whole = whole_est._plan(X, y, sample_weight)
-        X_all, Y_all, table = whole.X, whole.Y, whole.table
-        constant = whole.constant
         sw = None if sample_weight is None else np.asarray(sample_weight)
-
-        models, fits = [], []
-        for c, params in enumerate(candidates):
-            for f, (train, test) in enumerate(splits):
-                est = clone(base).set_params(**params)
-                est._validate_params()
-                plan = est._plan(_safe_indexing(X, train), _safe_indexing(y, train),
-                                 None if sw is None else sw[train])
-                self._check_fold(est, whole_est, plan, f)
-                rows = np.asarray(train, np.int64)[plan.rows]
-                weights = np.zeros(X_all.shape[0], X_all.dtype)
-                weights[rows] = plan.sample_weight
-                plan.problem.table = table
-                fits.append(_engine._Fit(
-                    plan.problem, replace(plan.options, verbose=False), plan.state, rows,
-                    weights, est._random_state, validation=plan.validation,
-                    poisson_constant=None if plan.constant is None else constant))
-                models.append((c, f, est, test))
+        jobs = [(clone(base).set_params(**params), 0, train)
+                for params in candidates for train, _ in splits]
+        for est, _, train in jobs:
+            est._validate_params()
         start = time.perf_counter()
         bar = Progress(base.max_iter, "epochs of the batch",
                        enabled=None if self.verbose else False)
         with bar, threadpool_limits(self.n_jobs, user_api="openmp"):
-            results = _engine.fit_stochastic_many(
-                fits, X_all, Y_all, np.array([fit.sample_weight for fit in fits]), bar=bar)
-        fit_time = (time.perf_counter() - start) / len(fits)  # the batch's, shared
+            fitted, whole = fit_together(
+                jobs, [(X, y, sample_weight)], bar=bar,
+                check=lambda est, whole, i: self._check_fold(est, whole, i % len(splits)))
+        fit_time = (time.perf_counter() - start) / len(jobs)  # the batch's, shared
+        models = [(c, f, fitted[c * len(splits) + f], test)
+                  for c in range(len(candidates)) for f, (_, test) in enumerate(splits)]
+        whole_est = whole[0]
 
         n_c, n_f = len(candidates), len(splits)
         scores = np.full((n_c, n_f), np.nan)
         score_times = np.zeros((n_c, n_f))
-        for (c, f, est, test), result in zip(models, results):
-            if isinstance(result, ValueError):
+        for c, f, est, test in models:
+            if isinstance(est, ValueError):
                 if self.error_score == "raise":
-                    raise result
+                    raise est
                 scores[c, f] = self.error_score
                 continue
-            state, history = result
-            est._commit(state, history, table)
             t = time.perf_counter()
             weights = {} if sw is None else {"sample_weight": sw[test]}
             scores[c, f] = scorer(est, _safe_indexing(X, test), _safe_indexing(y, test),
@@ -193,19 +177,16 @@ class _BaseMLPCV(BaseEstimator):
             self.refit_time_ = time.perf_counter() - t
         self.n_splits_ = n_f
         self.scorer_ = scorer
-        self.n_features_in_ = whole.X.shape[1]
+        self.n_features_in_ = whole_est.n_features_in_
         if hasattr(whole_est, "classes_"):
             self.classes_ = whole_est.classes_
         if hasattr(X, "columns"):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
-    def _check_fold(self, est, whole_est, plan, fold):
-        """A fold's model must be the whole data's network (a classifier's fold must
-        hold every class: its outputs are one per class)."""
-        if not np.array_equal(plan.table, whole_est._table):
-            raise ValueError(f"fold {fold}'s training rows give another network than the "
-                             "whole data's")
+    def _check_fold(self, est, whole_est, fold):
+        """Refuse fold ``fold``'s planned model (est) for a reason fit_together's own
+        check (one network) would word less clearly: nothing for a regressor."""
 
     def _set_results(self, candidates, scores, fit_time, score_times):
         """cv_results_ in GridSearchCV's layout (test scores only), best_*."""
@@ -246,6 +227,60 @@ class _BaseMLPCV(BaseEstimator):
     def score(self, X, y, sample_weight=None):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.score(X, y, sample_weight=sample_weight)
+
+
+def fit_together(jobs, datasets, check=None, bar=None):
+    """Fit MLP estimators together, each as ``est.fit`` would fit it alone, in one batch
+    (``_engine.fit_stochastic_many``): ``jobs`` are (unfitted estimator, index into
+    ``datasets``, training rows of that dataset), ``datasets`` (X, y, sample_weight or
+    None). The estimators must build one network (the same table) and use one backend,
+    loss and optimizer; ``check(est, whole, i)`` may refuse job i's planned estimator
+    (``whole``: a fit planned on all of its dataset's rows).
+
+    The datasets are validated once each and stacked; job i trains on its rows of the
+    stack. Returns (one entry per job: the fitted estimator, or the ValueError its fit
+    raised: a non-finite loss; the whole-data estimators, one per dataset).
+    """
+    wholes, blocks, offsets, n = [], [], [], 0
+    for X, y, sample_weight in datasets:
+        whole = clone(jobs[0][0]).set_params(early_stopping=False)
+        wholes.append(whole)
+        blocks.append(whole._plan(X, y, sample_weight))
+        offsets.append(n)
+        n += blocks[-1].X.shape[0]
+    table = blocks[0].table
+    X_all = np.concatenate([b.X for b in blocks]) if len(blocks) > 1 else blocks[0].X
+    Y_all = np.concatenate([b.Y for b in blocks]) if len(blocks) > 1 else blocks[0].Y
+    constant = None if blocks[0].constant is None else np.concatenate(
+        [b.constant for b in blocks])
+    fits = []
+    for i, (est, d, train) in enumerate(jobs):
+        X, y, sample_weight = datasets[d]
+        sw = None if sample_weight is None else np.asarray(sample_weight)[train]
+        plan = est._plan(_safe_indexing(X, train), _safe_indexing(y, train), sw)
+        if check is not None:
+            check(est, wholes[d], i)
+        if not np.array_equal(plan.table, table) or plan.X.dtype != X_all.dtype:
+            raise ValueError(f"job {i}'s estimator builds another network than the "
+                             "others': models trained together share one")
+        rows = offsets[d] + np.asarray(train, np.int64)[plan.rows]
+        weights = np.zeros(X_all.shape[0], X_all.dtype)
+        weights[rows] = plan.sample_weight
+        plan.problem.table = table
+        fits.append(_engine._Fit(
+            plan.problem, replace(plan.options, verbose=False), plan.state, rows, weights,
+            est._random_state, validation=plan.validation,
+            poisson_constant=None if plan.constant is None else constant))
+    results = _engine.fit_stochastic_many(
+        fits, X_all, Y_all, np.array([f.sample_weight for f in fits]), bar=bar)
+    fitted = []
+    for (est, _, _), result in zip(jobs, results):
+        if isinstance(result, ValueError):
+            fitted.append(result)
+            continue
+        est._commit(*result, table)
+        fitted.append(est)
+    return fitted, wholes
 
 
 def _with_signature(function, signature):
@@ -310,7 +345,7 @@ class MLPClassifierCV(ClassifierMixin, _BaseMLPCV):
 
     _mlp = MLPClassifier
 
-    def _check_fold(self, est, whole_est, plan, fold):
+    def _check_fold(self, est, whole_est, fold):
         classes, whole = est.classes_, whole_est.classes_
         if len(classes) != len(whole) or not np.array_equal(classes, whole):
             missing = sorted(set(whole.tolist()) - set(classes.tolist()))
@@ -318,7 +353,6 @@ class MLPClassifierCV(ClassifierMixin, _BaseMLPCV):
                 f"fold {fold}'s training rows lack the classes {missing} (they hold "
                 f"{classes.tolist()}): every fold's model needs every class; use "
                 "StratifiedKFold or fewer folds")
-        super()._check_fold(est, whole_est, plan, fold)
 
     def predict_proba(self, X):
         check_is_fitted(self, "best_estimator_")
