@@ -3,9 +3,11 @@
 The model is ``TransformedTargetRegressor(StandardScaler -> MLPRegressor(loss="huber"),
 transformer=StandardScaler())``: features and target are standardized inside each
 training fold, so ``delta`` is in units of the target's standard deviation (the table
-also shows it in the target's own units). Every (delta, fold) fit is one joblib task:
-local processes with ``n_jobs``, or a Dask cluster's workers with ``scheduler``. Results
-arrive as tasks finish and drive the progress bar; they are gathered into an object with
+also shows it in the target's own units). Every (delta, fold) model trains in one
+batched compiled call (fastnn._search.fit_together, the engine of MLPRegressorCV), its
+models on the cores (``n_jobs`` threads), bit for bit the fold-by-fold fits of
+``make_model()``; with ``scheduler``, chunks of the deltas go to a Dask cluster's
+workers, one batched call each. The results are gathered into an object with
 scikit-learn's ``cv_results_`` layout, which :func:`fastnn.plot_validation_curve` draws.
 """
 
@@ -119,25 +121,47 @@ def make_model(hidden_layer_sizes=(32,), max_iter=500, random_state=0):
                                       transformer=StandardScaler())
 
 
-def _fit_and_score(model, X, y, train, test, scorer, delta):
-    """One task: fit a clone with ``delta`` on the training fold, score the test fold.
-    Returns (test score, fit seconds, whether the fit stopped before max_iter)."""
+def _search_chunk(X, y, deltas, folds, scoring, mlp, bar=None):
+    """One batched call: every (delta, fold) of ``deltas`` trained together
+    (fastnn._search.fit_together) on the folds' standardized data, then scored on the
+    held-out rows (``bar``: a Progress over the batch's epochs). Returns (scores, fit
+    seconds per fit, converged), each (deltas, folds).
+
+    Each fold's features and target are standardized with its training rows' means and
+    deviations, as TransformedTargetRegressor(StandardScaler -> MLP, StandardScaler())
+    does inside the fold: the same arithmetic, so the same weights as fitting
+    ``make_model()`` fold by fold."""
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import get_scorer
+    from sklearn.preprocessing import StandardScaler
 
-    est = clone(model).set_params(**{PARAM: delta})
+    from ._search import Standardized, fit_together
+
+    scorer = get_scorer(scoring)
+    datasets, scalers = [], []
+    for train, _ in folds:
+        xs = StandardScaler().fit(X[train])
+        ys = StandardScaler().fit(y[train].reshape(-1, 1))
+        datasets.append((xs.transform(X), ys.transform(y.reshape(-1, 1))[:, 0], None))
+        scalers.append((xs, ys))
+    jobs = [(clone(mlp).set_params(delta=d), k, folds[k][0])
+            for d in deltas for k in range(len(folds))]
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted and reported instead
-        est.fit(X[train], y[train])
-    seconds = time.perf_counter() - start
-    mlp = est.regressor_[-1]
-    return float(scorer(est, X[test], y[test])), seconds, mlp.n_iter_ < mlp.max_iter
-
-
-def _fit_fold(i, k, model, X, y, train, test, scorer, delta):
-    """One joblib task: (delta index, fold index, _fit_and_score(...))."""
-    return i, k, _fit_and_score(model, X, y, train, test, scorer, delta)
+        fitted, _ = fit_together(jobs, datasets, bar=bar)
+    seconds = (time.perf_counter() - start) / len(jobs)  # the batch's, shared
+    shape = (len(deltas), len(folds))
+    scores, converged = np.full(shape, np.nan), np.zeros(shape, dtype=bool)
+    for j, est in enumerate(fitted):
+        i, k = divmod(j, len(folds))
+        if isinstance(est, ValueError):
+            continue  # a diverged fit scores NaN (GridSearchCV's error_score)
+        test = folds[k][1]
+        scores[i, k] = scorer(Standardized(*scalers[k], est), X[test], y[test])
+        converged[i, k] = est.n_iter_ < est.max_iter
+    return scores, np.full(shape, seconds), converged
 
 
 class DeltaSearch:
@@ -170,29 +194,34 @@ class DeltaSearch:
 
 def search(X, y, deltas=DEFAULT_DELTAS, *, cv=5, scoring="neg_median_absolute_error",
            n_jobs=None, random_state=0, hidden_layer_sizes=(32,), max_iter=500,
-           progress=None):
-    """Cross-validate ``deltas``: every (delta, fold) pair is one joblib task, run under
-    the active joblib backend (``joblib.parallel_config``). ``progress`` (a Progress) is
-    advanced as tasks finish. Returns a DeltaSearch."""
+           progress=None, chunks=1):
+    """Cross-validate ``deltas``: every (delta, fold) model trained in one batched call
+    per chunk of the deltas (``chunks`` of them, each a joblib task under the active
+    joblib backend: ``joblib.parallel_config(backend="dask")`` sends them to a cluster's
+    workers). Local runs use one chunk, its models on the cores (``n_jobs`` threads;
+    None: all), and advance ``progress`` (a Progress) once per epoch of the batch;
+    chunks advance it as they finish. Returns a DeltaSearch, equal whatever the chunks:
+    each model's bits are its own fit's."""
     from joblib import Parallel, delayed
-    from sklearn.metrics import get_scorer
     from sklearn.model_selection import KFold
+    from threadpoolctl import threadpool_limits
 
-    scorer = get_scorer(scoring)
-    model = make_model(hidden_layer_sizes, max_iter, random_state)
+    mlp = make_model(hidden_layer_sizes, max_iter, random_state).regressor[-1]
     folds = list(KFold(n_splits=cv, shuffle=True, random_state=random_state).split(X))
-    tasks = [(i, k) for i in range(len(deltas)) for k in range(len(folds))]
-    scores = np.full((len(deltas), len(folds)), np.nan)
-    times = np.zeros_like(scores)
-    converged = np.zeros(scores.shape, dtype=bool)
-
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    jobs = (delayed(_fit_fold)(i, k, model, X, y, *folds[k], scorer, deltas[i]) for i, k in tasks)
-    for i, k, (score, seconds, done) in parallel(jobs):
-        scores[i, k], times[i, k], converged[i, k] = score, seconds, done
-        if progress is not None:
-            progress.update(note=f"delta={deltas[i]:g} fold {k + 1}")
-    return DeltaSearch(deltas, scores, times, converged, scoring)
+    parts = [list(p) for p in np.array_split(np.asarray(deltas, float), chunks) if len(p)]
+    scores, times, converged = [], [], []
+    if chunks == 1:
+        with threadpool_limits(n_jobs, user_api="openmp"):
+            results = [_search_chunk(X, y, parts[0], folds, scoring, mlp, bar=progress)]
+    else:
+        results = Parallel(n_jobs=-1 if n_jobs is None else n_jobs, return_as="generator")(
+            delayed(_search_chunk)(X, y, part, folds, scoring, mlp) for part in parts)
+    for part, (s, t, c) in zip(parts, results):
+        scores.append(s), times.append(t), converged.append(c)
+        if progress is not None and chunks > 1:
+            progress.update(note=f"deltas {', '.join(f'{d:g}' for d in part)}")
+    return DeltaSearch(deltas, np.concatenate(scores), np.concatenate(times),
+                       np.concatenate(converged), scoring)
 
 
 # --------------------------------------------------------------------------- command
@@ -227,10 +256,11 @@ def run(path, target, deltas=DEFAULT_DELTAS, *, cv=5, n_jobs=None, scheduler=Non
 
     kwargs = dict(cv=cv, scoring=scoring, random_state=random_state,
                   hidden_layer_sizes=hidden_layer_sizes, max_iter=max_iter)
-    with Progress(len(deltas) * cv, "cv-delta fits") as bar:
-        if scheduler is None:
+    if scheduler is None:
+        with Progress(max_iter, "epochs of the batch") as bar:
             result = search(X, y, deltas, n_jobs=n_jobs, progress=bar, **kwargs)
-        else:
+    else:
+        with Progress(len(deltas), "batched calls") as bar:  # at most one per delta
             try:
                 from dask.distributed import Client
             except ImportError:
@@ -244,9 +274,11 @@ def run(path, target, deltas=DEFAULT_DELTAS, *, cv=5, n_jobs=None, scheduler=Non
             with client:
                 workers = len(client.scheduler_info().get("workers", {}))
                 out(f"running on the Dask cluster at {scheduler} ({workers} workers)")
+                chunks = min(len(deltas), max(workers, 1))  # one batched call per worker
+                bar.total = chunks
                 with joblib.parallel_config(backend="dask"):
                     result = search(X, y, deltas, n_jobs=-1 if n_jobs is None else n_jobs,
-                                    progress=bar, **kwargs)
+                                    progress=bar, chunks=chunks, **kwargs)
 
     res = result.cv_results_
     out(f"{'delta':>8}{f'delta in {target} units':>22}{'mean score':>13}{'std':>9}"

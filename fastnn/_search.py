@@ -283,6 +283,20 @@ def fit_together(jobs, datasets, check=None, bar=None):
     return fitted, wholes
 
 
+class Standardized(RegressorMixin, BaseEstimator):
+    """A regressor fitted on standardized data (``mlp``), predicting in the original
+    units: features scaled by ``x_scaler``, predictions unscaled by ``y_scaler`` (both
+    fitted StandardScalers), as TransformedTargetRegressor(StandardScaler -> mlp,
+    StandardScaler()) predicts (cv-delta's folds, trained by fit_together)."""
+
+    def __init__(self, x_scaler, y_scaler, mlp):
+        self.x_scaler, self.y_scaler, self.mlp = x_scaler, y_scaler, mlp
+
+    def predict(self, X):
+        pred = self.mlp.predict(self.x_scaler.transform(X))
+        return self.y_scaler.inverse_transform(pred.reshape(-1, 1))[:, 0]
+
+
 def _with_signature(function, signature):
     def __init__(self, param_grid=None, **params):
         function(self, param_grid, **params)

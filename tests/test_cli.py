@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -428,10 +430,28 @@ def test_cv_delta_runs_on_a_dask_cluster(tmp_path):
                          timeout=300)
         assert out.returncode == 0, out.stderr
         finished = {t.key for t in list(cluster.scheduler.transition_log)[before:]
-                    if str(t.key).startswith("batch_of__fit_fold") and t.finish == "memory"}
+                    if str(t.key).startswith("batch_of__search_chunk")
+                    and t.finish == "memory"}
     assert f"running on the Dask cluster at {cluster.scheduler_address} (2 workers)" in out.stdout
-    assert len(finished) == 4  # 2 deltas x 2 folds, each one task on the cluster
+    assert len(finished) == 2  # one batched call per worker: 1 delta x 2 folds each
     assert "best delta:" in out.stdout
+
+
+@pytest.mark.slow
+def test_cv_delta_chunks_on_a_dask_cluster_equal_the_local_batch():
+    """The chunks' batched calls on a cluster's workers give the local result exactly."""
+    distributed = pytest.importorskip("dask.distributed")
+    import joblib
+
+    X, y, _ = _cvdelta.read_csv(EXAMPLE, "y")
+    kw = dict(cv=2, max_iter=30, hidden_layer_sizes=(8,))
+    local = _cvdelta.search(X, y, [0.1, 1.0, 10.0], **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", memory_limit="1GiB") as cluster:
+        with distributed.Client(cluster), joblib.parallel_config(backend="dask"):
+            remote = _cvdelta.search(X, y, [0.1, 1.0, 10.0], chunks=2, **kw)
+    for key in ("split0_test_score", "split1_test_score", "rank_test_score"):
+        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
 
 
 @pytest.mark.slow
@@ -443,10 +463,22 @@ def test_cv_delta_bad_scheduler_address_is_an_error():
     assert out.returncode == 1 and "cannot connect to the Dask scheduler" in out.stderr
 
 
-def test_search_results_have_scikit_learn_layout():
+def test_search_results_have_scikit_learn_layout_and_equal_grid_search():
+    """The batched search equals GridSearchCV over make_model() fold by fold: the same
+    standardization inside each fold, the same weights, the same scores."""
+    from sklearn.model_selection import GridSearchCV, KFold
+
     X, y, _ = _cvdelta.read_csv(EXAMPLE, "y")
-    result = _cvdelta.search(X[:120], y[:120], [0.3, 3.0], cv=2, max_iter=50)
+    X, y = X[:120], y[:120]
+    result = _cvdelta.search(X, y, [0.3, 3.0], cv=2, max_iter=50)
     res = result.cv_results_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grid = GridSearchCV(_cvdelta.make_model(max_iter=50), {_cvdelta.PARAM: [0.3, 3.0]},
+                            cv=KFold(2, shuffle=True, random_state=0),
+                            scoring="neg_median_absolute_error").fit(X, y)
+    for key in ("split0_test_score", "split1_test_score"):
+        np.testing.assert_allclose(res[key], grid.cv_results_[key], rtol=1e-12, atol=1e-12)
     assert res["params"] == [{"delta": 0.3}, {"delta": 3.0}]
     np.testing.assert_allclose(res["mean_test_score"],
                                (res["split0_test_score"] + res["split1_test_score"]) / 2)
