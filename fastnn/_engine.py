@@ -398,6 +398,7 @@ class _Fit:
     ``rows`` are the rows of (X, Y, sample_weight) the model trains on; each epoch runs
     over :meth:`epoch_rows`, then :meth:`end_epoch` says whether the fit stops."""
 
+
     def __init__(self, problem, options, state, rows, sample_weight, random_state, *,
                  incremental=False, validation=None, poisson_constant=None, on_epoch=None,
                  say=print):
@@ -419,12 +420,13 @@ class _Fit:
         """The next epoch's rows, in order (shuffled with the model's random state)."""
         if self.options.shuffle:
             self.local = shuffle_indices(self.local, self.random_state)
-        self.epoch = self.rows[self.local]
-        return self.epoch
+        return self.rows[self.local]
 
-    def end_epoch(self, loss_sum, penalty_sum, nonfinite, complete, interrupted=False):
-        """After an epoch over :meth:`epoch_rows` (``complete`` unless stopped inside):
-        record it and apply the stopping rules; True if the fit stops here. Raises
+    def end_epoch(self, epoch, loss_sum, penalty_sum, nonfinite, complete,
+                  interrupted=False):
+        """After an epoch over the rows ``epoch`` (from :meth:`epoch_rows`; ``complete``
+        unless stopped inside): record it and apply the stopping rules; True if the fit
+        stops here. Raises
         scikit-learn's ValueError if the loss became non-finite (unless early stopping
         has a best epoch to fall back on)."""
         problem, options, state, history = self.problem, self.options, self.state, self.history
@@ -442,7 +444,7 @@ class _Fit:
             return True
         offset = 0.0
         if self.poisson_constant is not None:
-            offset = _batch_offsets(self.poisson_constant, self.sample_weight, self.epoch,
+            offset = _batch_offsets(self.poisson_constant, self.sample_weight, epoch,
                                     self.batch_size)
         history.n_iter += 1
         history.loss = _epoch_loss(problem, loss_sum, penalty_sum, self.n_samples, offset)
@@ -528,7 +530,8 @@ def fit_stochastic(problem, options, state, X, Y, sample_weight, random_state, *
                 problem, params, optimizer, fit.code, fit.config(), X, Y, sample_weight,
                 rows, fit.batch_size, grads, work, interrupted, bar)
             counted = fit.history.n_iter
-            stop = fit.end_epoch(loss_sum, penalty_sum, nonfinite, complete, interrupted())
+            stop = fit.end_epoch(rows, loss_sum, penalty_sum, nonfinite, complete,
+                                 interrupted())
             if fit.history.n_iter > counted:
                 bar.update(note=f"loss {fit.history.loss:.4g}")
             if stop:
@@ -575,45 +578,52 @@ def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None):
     results = [None] * K
     # a call runs up to this many batches of each model (about SLICE_FLOPS in all)
     per_model = max(1, batches_per_call(table, int(B.max())) // K)
+    def run_round(fitting, epochs):
+        """One epoch of each model of ``fitting`` over its rows ``epochs[k]``, as
+        train_epoch_many calls of at most ``per_model`` batches per model."""
+        sums = np.zeros((K, 2))
+        stopped = np.zeros(K, bool)  # a non-finite loss ended its epoch
+        done = dict.fromkeys(fitting, 0)  # rows of the epoch run so far
+        while not interrupted():
+            calls = {k: min(per_model * int(B[k]), epochs[k].size - done[k])
+                     for k in fitting if not stopped[k] and done[k] < epochs[k].size}
+            if not calls:
+                break
+            perm = np.zeros((K, max(calls.values())), np.int64)
+            counts = np.zeros(K, np.int64)
+            active = np.zeros(K, np.int64)
+            for k, c in calls.items():
+                perm[k, :c] = epochs[k][done[k]:done[k] + c]
+                counts[k], active[k] = c, 1
+                done[k] += c
+            kernels.train_epoch_many(
+                X, Y, sample_weight, perm, counts, B, params, table, first.loss,
+                loss_param, alpha, fits[0].code, config, moments, step, grads, work, sums,
+                seed, active, nonfinite)
+            stopped |= nonfinite.astype(bool)
+        return sums, stopped, done
+
     with blas_threads(table, int(B.max())), sigint_deferred() as interrupted:
-        while any(r is None for r in results) and not interrupted():
-            fitting = [k for k in range(K) if results[k] is None]
+        fitting = list(range(K))
+        while fitting and not interrupted():
             epochs = {k: fits[k].epoch_rows() for k in fitting}
-            sums = np.zeros((K, 2))
-            stopped = np.zeros(K, bool)  # a non-finite loss ended its epoch
-            done = dict.fromkeys(fitting, 0)  # rows of the epoch run so far
             for k in fitting:
                 config[k] = fits[k].config()
                 step[k] = fits[k].state.optimizer.step
-            while not interrupted():
-                calls = {k: min(per_model * int(B[k]), epochs[k].size - done[k])
-                         for k in fitting if not stopped[k] and done[k] < epochs[k].size}
-                if not calls:
-                    break
-                perm = np.zeros((K, max(calls.values())), np.int64)
-                counts = np.zeros(K, np.int64)
-                active = np.zeros(K, np.int64)
-                for k, c in calls.items():
-                    perm[k, :c] = epochs[k][done[k]:done[k] + c]
-                    counts[k], active[k] = c, 1
-                    done[k] += c
-                kernels.train_epoch_many(
-                    X, Y, sample_weight, perm, counts, B, params, table, first.loss,
-                    loss_param, alpha, fits[0].code, config, moments, step, grads, work,
-                    sums, seed, active, nonfinite)
-                stopped |= nonfinite.astype(bool)
+            sums, stopped, done = run_round(fitting, epochs)
             for k in fitting:
                 f = fits[k]
                 f.state.optimizer.step = int(step[k])
                 complete = bool(done[k] == epochs[k].size and not stopped[k])
                 try:
-                    if f.end_epoch(sums[k, 0], sums[k, 1], bool(stopped[k]), complete,
-                                   interrupted()):
+                    if f.end_epoch(epochs[k], sums[k, 0], sums[k, 1], bool(stopped[k]),
+                                   complete, interrupted()):
                         results[k] = f
                 except ValueError as exc:
                     results[k] = exc
+            fitting = [k for k in fitting if results[k] is None]
             if bar is not None:
-                bar.update(note=f"{sum(r is None for r in results)}/{K} models fitting")
+                bar.update(note=f"{len(fitting)}/{K} models fitting")
     out = []
     for f, r in zip(fits, results):
         if isinstance(r, ValueError):
