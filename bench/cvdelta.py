@@ -22,6 +22,7 @@ the per-model overhead that remains: (batched seconds - the kernel's seconds) / 
 the kernel's seconds from a run with ``train_epoch_many`` timed. The searches are checked
 equal (best delta and every fold score) before any time is reported.
 
+The float64 GEMM peak (scipy's dgemm, 1 and 2 threads) is measured in the same run.
 Writes cvdelta.json to --out. Times are of this machine on this day: compare the rows
 of one run, never runs of different days.
 """
@@ -108,7 +109,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # ConvergenceWarning of the capped fits, in every row
     runs = searches(args.backend, args.max_iter, args.threads)
-    report = {"backend": args.backend, "max_iter": args.max_iter, "workloads": {}}
+    from .compare import gemm_peak
+
+    peak = {t: gemm_peak(np.float64, t, 5)["scipy_blas_gemm"] for t in (1, 2)}
+    print("float64 GEMM peak (scipy dgemm 1024^3, best of 5): "
+          f"{peak[1]:.1f} / {peak[2]:.1f} GFLOP/s on 1 / 2 threads", flush=True)
+    report = {"backend": args.backend, "max_iter": args.max_iter, "workloads": {},
+              "gemm_peak_gflops": peak}
     for rows in (int(r) for r in args.rows.split(",")):
         X, y = data(rows)
         fitted = {name: run(X, y) for name, run in runs.items()}  # warm-up, and checked

@@ -352,9 +352,32 @@ class MLPClassifierCV(ClassifierMixin, _BaseMLPCV):
     """MLPClassifier with a cross-validated grid (alpha, learning_rate_init, ...), every
     (candidate, fold) trained at once in one batched compiled call per round of epochs.
 
-    Parameters and attributes as MLPRegressorCV's, over MLPClassifier's parameters;
-    ``cv`` as an int is StratifiedKFold (GridSearchCV's rule). Every fold's training rows
-    must hold every class. Fitted, ``classes_`` too.
+    Parameters
+    ----------
+    param_grid : dict or list of dicts
+        Lists of values of MLPClassifier's parameters that do not change the network or
+        the compiled call, as MLPRegressorCV's.
+    **MLPClassifier's parameters**, cv, refit, error_score, n_jobs : as MLPRegressorCV's;
+        ``cv`` as an int is StratifiedKFold (GridSearchCV's rule). Every fold's training
+        rows must hold every class.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels.
+    cv_results_, best_params_, best_score_, best_index_, best_estimator_, n_splits_,
+    scorer_, refit_time_ : as MLPRegressorCV's.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fastnn import MLPClassifierCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = MLPClassifierCV({"learning_rate_init": [1e-2, 3e-2]},
+    ...                          hidden_layer_sizes=(16,), max_iter=500, random_state=0,
+    ...                          cv=3).fit(X, y)
+    >>> search.score(X, y) > 0.9
+    True
     """
 
     _mlp = MLPClassifier

@@ -16,7 +16,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")  # plot examples draw into files, nev
 
 MODULES = ("fastnn", "fastnn.functional", "fastnn.optim", "fastnn._estimators",
            "fastnn.plotting", "fastnn._progress", "fastnn.onnx", "fastnn.nn",
-           "fastnn._neuralnet")
+           "fastnn._neuralnet", "fastnn._search")
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
