@@ -414,7 +414,12 @@ class _Fit:
         self.late = []  # warnings, shown once the fit ends (after a progress bar closed)
 
     def config(self):
-        return self.options.config(self.state.optimizer.learning_rate)
+        """train_epoch's config at the current learning rate (made again only when the
+        schedule changed the rate)."""
+        rate = self.state.optimizer.learning_rate
+        if getattr(self, "_config_rate", None) != rate:
+            self._config, self._config_rate = self.options.config(rate), rate
+        return self._config
 
     def epoch_rows(self):
         """The next epoch's rows, in order (shuffled with the model's random state)."""
@@ -578,30 +583,32 @@ def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None):
     results = [None] * K
     # a call runs up to this many batches of each model (about SLICE_FLOPS in all)
     per_model = max(1, batches_per_call(table, int(B.max())) // K)
+    batch = B.tolist()
+
     def run_round(fitting, epochs):
         """One epoch of each model of ``fitting`` over its rows ``epochs[k]``, as
-        train_epoch_many calls of at most ``per_model`` batches per model."""
+        train_epoch_many calls of at most ``per_model`` batches per model; returns the
+        loss sums, whether a non-finite loss ended each model's epoch, the rows run."""
         sums = np.zeros((K, 2))
-        stopped = np.zeros(K, bool)  # a non-finite loss ended its epoch
-        done = dict.fromkeys(fitting, 0)  # rows of the epoch run so far
+        stopped = np.zeros(K, np.int64)
+        done = [0] * K
         while not interrupted():
-            calls = {k: min(per_model * int(B[k]), epochs[k].size - done[k])
-                     for k in fitting if not stopped[k] and done[k] < epochs[k].size}
+            calls = [(k, min(per_model * batch[k], epochs[k].size - done[k]))
+                     for k in fitting if not stopped[k] and done[k] < epochs[k].size]
             if not calls:
                 break
-            perm = np.zeros((K, max(calls.values())), np.int64)
+            perm = np.zeros((K, max(c for _, c in calls)), np.int64)
             counts = np.zeros(K, np.int64)
-            active = np.zeros(K, np.int64)
-            for k, c in calls.items():
+            for k, c in calls:
                 perm[k, :c] = epochs[k][done[k]:done[k] + c]
-                counts[k], active[k] = c, 1
+                counts[k] = c
                 done[k] += c
             kernels.train_epoch_many(
                 X, Y, sample_weight, perm, counts, B, params, table, first.loss,
                 loss_param, alpha, fits[0].code, config, moments, step, grads, work, sums,
-                seed, active, nonfinite)
-            stopped |= nonfinite.astype(bool)
-        return sums, stopped, done
+                seed, (counts > 0).astype(np.int64), nonfinite)
+            stopped |= nonfinite
+        return sums.tolist(), stopped.tolist(), done
 
     with blas_threads(table, int(B.max())), sigint_deferred() as interrupted:
         fitting = list(range(K))
@@ -609,15 +616,16 @@ def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None):
             epochs = {k: fits[k].epoch_rows() for k in fitting}
             for k in fitting:
                 config[k] = fits[k].config()
-                step[k] = fits[k].state.optimizer.step
+            step[fitting] = [fits[k].state.optimizer.step for k in fitting]
             sums, stopped, done = run_round(fitting, epochs)
+            steps = step.tolist()
             for k in fitting:
                 f = fits[k]
-                f.state.optimizer.step = int(step[k])
-                complete = bool(done[k] == epochs[k].size and not stopped[k])
+                f.state.optimizer.step = steps[k]
+                complete = done[k] == epochs[k].size and not stopped[k]
                 try:
-                    if f.end_epoch(epochs[k], sums[k, 0], sums[k, 1], bool(stopped[k]),
-                                   complete, interrupted()):
+                    if f.end_epoch(epochs[k], *sums[k], bool(stopped[k]), complete,
+                                   interrupted()):
                         results[k] = f
                 except ValueError as exc:
                     results[k] = exc
