@@ -175,6 +175,7 @@ class _BaseMLPCV(BaseEstimator):
             t = time.perf_counter()
             self.best_estimator_ = best.fit(X, y, sample_weight=sample_weight)
             self.refit_time_ = time.perf_counter() - t
+            self.n_iter_ = self.best_estimator_.n_iter_
         self.n_splits_ = n_f
         self.scorer_ = scorer
         self.n_features_in_ = whole_est.n_features_in_
@@ -216,6 +217,11 @@ class _BaseMLPCV(BaseEstimator):
         self.best_index_ = int(np.flatnonzero(results["rank_test_score"] == 1)[0])
         self.best_params_ = candidates[self.best_index_]
         self.best_score_ = float(mean[self.best_index_])
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # as the MLPs': densified row blocks
+        return tags
 
     # ------------------------------------------------------------------ prediction
 
@@ -332,6 +338,8 @@ class MLPRegressorCV(RegressorMixin, _BaseMLPCV):
     cv_results_, best_params_, best_score_, best_index_, best_estimator_, n_splits_,
     scorer_, refit_time_ : as GridSearchCV's. ``mean_fit_time`` is the batch's time
     divided by its models (they train together); train scores are not computed.
+    n_iter_ : int
+        The refit best estimator's epochs (LogisticRegressionCV's attribute).
 
     Examples
     --------
