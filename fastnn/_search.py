@@ -20,7 +20,6 @@ it with GridSearchCV around the CV estimator.
 import inspect
 import time
 from dataclasses import replace
-from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
@@ -34,11 +33,12 @@ from . import _engine
 from ._estimators import MLPClassifier, MLPRegressor
 from ._progress import Progress
 
-# Parameters a grid must not hold: they change the network's layer table, or the
-# compiled call (its loss, its optimizer), which every model of a batch shares.
+# Parameters a grid must not hold: they change the network's layer table, the compiled
+# call (its loss, its optimizer), which every model of a batch shares, or the search as
+# a whole (its messages; every model is fitted from scratch).
 _NETWORK = ("hidden_layer_sizes", "activation", "negative_slope", "dropout")
-_CALL = ("loss", "solver", "nesterovs_momentum", "backend", "max_fun", "verbose",
-         "warm_start")
+_CALL = ("loss", "solver", "nesterovs_momentum", "backend", "max_fun")
+_SEARCH = ("verbose", "warm_start")
 _OWN = {"cv": 5, "refit": True, "error_score": np.nan, "n_jobs": None}
 
 
@@ -90,8 +90,9 @@ class _BaseMLPCV(BaseEstimator):
                 raise ValueError(f"param_grid must be a dict (or a list of dicts) of "
                                  f"parameter names to lists of values, got {g!r}")
             for name, values in g.items():
-                if name in _NETWORK + _CALL:
-                    what = "network (its layers)" if name in _NETWORK else "compiled call"
+                if name in _NETWORK + _CALL + _SEARCH:
+                    what = ("network (its layers)" if name in _NETWORK else
+                            "compiled call" if name in _CALL else "search as a whole")
                     raise ValueError(
                         f"param_grid holds {name!r}, which changes the {what} that every "
                         f"model of {type(self).__name__}'s batch shares: set it as a "

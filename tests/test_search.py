@@ -11,11 +11,13 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning, FitFailedWarning
-from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fastnn import MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
+from fastnn import (
+    MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV, available_backends,
+)
 
 from conftest import BACKENDS
 
@@ -178,7 +180,8 @@ def test_a_fold_without_a_class_is_an_error_naming_it():
     order = np.argsort(y, kind="stable")
     X, y = X[order], y[order]  # unshuffled KFold: a fold's training rows lack a class
     missing = int(y[-1])
-    with pytest.raises(ValueError, match=rf"fold \d's training rows lack the classes \[{missing}\]"):
+    pattern = rf"fold \d's training rows lack the classes \[{missing}\]"
+    with pytest.raises(ValueError, match=pattern):
         MLPClassifierCV({"alpha": [1e-4]}, cv=KFold(3), **FAST).fit(X, y)
 
 
@@ -192,8 +195,9 @@ def test_lbfgs_and_bad_parameters_are_refused():
         MLPRegressorCV(param_grid={}, not_a_parameter=3)
 
 
+@pytest.mark.skipif("cython" not in available_backends(), reason="cython backend not built")
 def test_cython_models_on_one_or_two_threads_give_the_same_search():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    """The models on the OpenMP threads (n_jobs=2) or one after another (n_jobs=1)."""
     X, y = _regression()
     grid = {"delta": [0.3, 3.0], "random_state": [0, 1]}
     kw = dict(FAST, loss="huber", backend="cython")
@@ -203,4 +207,3 @@ def test_cython_models_on_one_or_two_threads_give_the_same_search():
     for f in range(3):
         key = f"split{f}_test_score"
         np.testing.assert_array_equal(fits[0].cv_results_[key], fits[1].cv_results_[key])
-    del threadpoolctl

@@ -15,8 +15,6 @@ import fastnn.kernels as fk
 from fastnn.kernels import layout
 from fastnn.kernels import reference as ref
 
-from conftest import BACKENDS  # noqa: F401  (the kernels fixture's backends)
-
 OPTIMIZERS = [fk.SGD, fk.SGD_NESTEROV, fk.ADAM, fk.RMSPROP]
 
 
