@@ -280,6 +280,9 @@ def fit_together(jobs, datasets, check=None, bar=None):
             poisson_constant=None if plan.constant is None else constant))
     results = _engine.fit_stochastic_many(
         fits, X_all, Y_all, np.array([f.sample_weight for f in fits]), bar=bar)
+    if any(not isinstance(r, ValueError) and r[1].interrupted for r in results):
+        # a fit alone keeps its completed steps; a search cut short has no result to give
+        raise KeyboardInterrupt("the batched fit was interrupted (Ctrl-C)")
     fitted = []
     for (est, _, _), result in zip(jobs, results):
         if isinstance(result, ValueError):

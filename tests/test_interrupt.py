@@ -118,3 +118,61 @@ def test_sigint_outside_a_fit_still_raises_keyboard_interrupt(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip() == "KeyboardInterrupt", out.stderr
+
+
+SEARCH_CHILD = textwrap.dedent("""
+    import json, sys, warnings
+    import numpy as np
+    from fastnn import MLPRegressorCV
+    from fastnn._backends import get_kernels
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 16))
+    y = X[:, :4].sum(axis=1)
+    kernels = get_kernels("cython")
+    inner, calls = kernels.train_epoch_many, []
+
+    def train_epoch_many(*args):  # the second round tells the parent to send SIGINT
+        calls.append(1)
+        if len(calls) == 3:  # SIGINT is on its way: wait until the parent has sent it
+            sys.stdin.readline()
+        result = inner(*args)
+        if len(calls) == 2:
+            print("second round", flush=True)
+        return result
+
+    kernels.train_epoch_many = train_epoch_many
+    search = MLPRegressorCV({"alpha": [1e-4, 1e-2]}, hidden_layer_sizes=(32,), max_iter=500,
+                            tol=0, n_iter_no_change=1000, random_state=0, cv=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            search.fit(X, y)
+            outcome = "returned"
+        except KeyboardInterrupt:
+            outcome = "KeyboardInterrupt"
+    print(json.dumps({"outcome": outcome, "calls": len(calls),
+                      "fitted": hasattr(search, "cv_results_")}), flush=True)
+""")
+
+
+def test_sigint_ends_a_batched_search_with_keyboard_interrupt(tmp_path):
+    """Ctrl-C during MLPRegressorCV's batch: every model stops after the round it is in,
+    and the search raises KeyboardInterrupt (a search cut short has no result), leaving
+    the estimator unfitted."""
+    pytest.importorskip("fastnn.kernels.cython.train", reason="cython backend not built")
+    script = tmp_path / "child.py"
+    script.write_text(SEARCH_CHILD)
+    child = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "second round", child.stderr.read()
+        child.send_signal(signal.SIGINT)
+        child.stdin.write("sent\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    report = json.loads(out.strip().splitlines()[-1])
+    # the flag stops the rounds before the third call, or the third call is the last
+    assert report["outcome"] == "KeyboardInterrupt" and not report["fitted"], err
+    assert report["calls"] in (2, 3), report
