@@ -17,6 +17,7 @@ learning-rate schedules and messages.
 import _signal  # signal's own functions, without its enum conversions (see sigint_deferred)
 import contextlib
 import functools
+from concurrent.futures import ThreadPoolExecutor
 import signal
 import threading
 import warnings
@@ -544,7 +545,20 @@ def fit_stochastic(problem, options, state, X, Y, sample_weight, random_state, *
     return fit.finish(interrupted())
 
 
-def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None):
+def _model_threads(kernels, threads):
+    """Python threads :func:`fit_stochastic_many` spreads a batch's models over. Numba's
+    train_epoch_many runs its models one after another (its parallel variant is issue
+    11's) but releases the GIL, so groups of models run in threads: ``threads``, or
+    Numba's thread count (NUMBA_NUM_THREADS, numba.set_num_threads). Cython spreads the
+    models on its own OpenMP threads; the reference holds the GIL: one group."""
+    if kernels.__name__ != "fastnn.kernels.numba":
+        return 1
+    import numba
+
+    return max(1, threads or numba.get_num_threads())
+
+
+def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None, threads=None):
     """Train many models of one network at once: the :class:`_Fit` of each (the same
     kernels, table, loss and optimizer; each its own rows of the shared X and Y, its
     row of ``sample_weight`` (K, n_rows), hyperparameters, loss parameter, alpha and
@@ -557,7 +571,8 @@ def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None):
     Returns one entry per model: its (TrainState, History), or the ValueError its fit
     raised (a non-finite loss), so that one diverging model does not end the others.
     ``bar`` (a Progress over rounds) is advanced once per round; Ctrl-C ends every fit
-    after its completed steps, as it ends one.
+    after its completed steps, as it ends one. ``threads``: see :func:`_model_threads`
+    (the Cython kernels take theirs from OpenMP's limit).
     """
     first = fits[0].problem
     kernels, table = first.kernels, first.table
@@ -584,11 +599,27 @@ def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None):
     # a call runs up to this many batches of each model (about SLICE_FLOPS in all)
     per_model = max(1, batches_per_call(table, int(B.max())) // K)
     batch = B.tolist()
+    threads = _model_threads(kernels, threads)
 
-    def run_round(fitting, epochs):
+    def run_group(calls, perm, sums):
+        """One train_epoch_many call over the models of ``calls`` ((model, rows) pairs,
+        their rows already in ``perm``); returns their non-finite flags (K,)."""
+        counts = np.zeros(K, np.int64)
+        for k, c in calls:
+            counts[k] = c
+        flags = np.zeros(K, np.int64)  # each group its own: the kernel writes all K
+        kernels.train_epoch_many(
+            X, Y, sample_weight, perm, counts, B, params, table, first.loss, loss_param,
+            alpha, fits[0].code, config, moments, step, grads, work, sums, seed,
+            (counts > 0).astype(np.int64), flags)
+        return flags
+
+    def run_round(fitting, epochs, pool):
         """One epoch of each model of ``fitting`` over its rows ``epochs[k]``, as
-        train_epoch_many calls of at most ``per_model`` batches per model; returns the
-        loss sums, whether a non-finite loss ended each model's epoch, the rows run."""
+        train_epoch_many calls of at most ``per_model`` batches per model (the models in
+        ``threads`` groups, one call each on the pool's threads, when there are several);
+        returns the loss sums, whether a non-finite loss ended each model's epoch, the
+        rows run."""
         sums = np.zeros((K, 2))
         stopped = np.zeros(K, np.int64)
         done = [0] * K
@@ -598,26 +629,26 @@ def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None):
             if not calls:
                 break
             perm = np.zeros((K, max(c for _, c in calls)), np.int64)
-            counts = np.zeros(K, np.int64)
             for k, c in calls:
                 perm[k, :c] = epochs[k][done[k]:done[k] + c]
-                counts[k] = c
                 done[k] += c
-            kernels.train_epoch_many(
-                X, Y, sample_weight, perm, counts, B, params, table, first.loss,
-                loss_param, alpha, fits[0].code, config, moments, step, grads, work, sums,
-                seed, (counts > 0).astype(np.int64), nonfinite)
-            stopped |= nonfinite
+            groups = [calls[g::threads] for g in range(min(threads, len(calls)))]
+            if len(groups) == 1:
+                stopped |= run_group(calls, perm, sums)
+            else:  # the models' rows of every array are disjoint between the groups
+                for flags in pool.map(lambda group: run_group(group, perm, sums), groups):
+                    stopped |= flags
         return sums.tolist(), stopped.tolist(), done
 
-    with blas_threads(table, int(B.max())), sigint_deferred() as interrupted:
+    with blas_threads(table, int(B.max())), sigint_deferred() as interrupted, \
+            ThreadPoolExecutor(threads) as pool:
         fitting = list(range(K))
         while fitting and not interrupted():
             epochs = {k: fits[k].epoch_rows() for k in fitting}
             for k in fitting:
                 config[k] = fits[k].config()
             step[fitting] = [fits[k].state.optimizer.step for k in fitting]
-            sums, stopped, done = run_round(fitting, epochs)
+            sums, stopped, done = run_round(fitting, epochs, pool)
             steps = step.tolist()
             for k in fitting:
                 f = fits[k]

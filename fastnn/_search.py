@@ -149,7 +149,7 @@ class _BaseMLPCV(BaseEstimator):
                        enabled=None if self.verbose else False)
         with bar, threadpool_limits(self.n_jobs, user_api="openmp"):
             fitted, whole = fit_together(
-                jobs, [(X, y, sample_weight)], bar=bar,
+                jobs, [(X, y, sample_weight)], bar=bar, threads=self.n_jobs,
                 check=lambda est, whole, i: self._check_fold(est, whole, i % len(splits)))
         fit_time = (time.perf_counter() - start) / len(jobs)  # the batch's, shared
         models = [(c, f, fitted[c * len(splits) + f], test)
@@ -236,7 +236,7 @@ class _BaseMLPCV(BaseEstimator):
         return self.best_estimator_.score(X, y, sample_weight=sample_weight)
 
 
-def fit_together(jobs, datasets, check=None, bar=None):
+def fit_together(jobs, datasets, check=None, bar=None, threads=None):
     """Fit MLP estimators together, each as ``est.fit`` would fit it alone, in one batch
     (``_engine.fit_stochastic_many``): ``jobs`` are (unfitted estimator, index into
     ``datasets``, training rows of that dataset), ``datasets`` (X, y, sample_weight or
@@ -279,7 +279,8 @@ def fit_together(jobs, datasets, check=None, bar=None):
             est._random_state, validation=plan.validation,
             poisson_constant=None if plan.constant is None else constant))
     results = _engine.fit_stochastic_many(
-        fits, X_all, Y_all, np.array([f.sample_weight for f in fits]), bar=bar)
+        fits, X_all, Y_all, np.array([f.sample_weight for f in fits]), bar=bar,
+        threads=threads)
     if any(not isinstance(r, ValueError) and r[1].interrupted for r in results):
         # a fit alone keeps its completed steps; a search cut short has no result to give
         raise KeyboardInterrupt("the batched fit was interrupted (Ctrl-C)")
@@ -335,7 +336,8 @@ class MLPRegressorCV(RegressorMixin, _BaseMLPCV):
     error_score : "raise" or float, default=np.nan
         The score of a model whose loss became non-finite (GridSearchCV's rule).
     n_jobs : int or None, default=None
-        Threads the batch runs on (OpenMP's limit; None: all cores).
+        Threads the batch's models run on (Cython: OpenMP's limit; Numba: Python
+        threads over groups of models; None: all cores).
 
     Attributes
     ----------

@@ -15,9 +15,7 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fastnn import (
-    MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV, available_backends,
-)
+from fastnn import MLPClassifier, MLPClassifierCV, MLPRegressor, MLPRegressorCV
 
 from conftest import BACKENDS
 
@@ -195,12 +193,13 @@ def test_lbfgs_and_bad_parameters_are_refused():
         MLPRegressorCV(param_grid={}, not_a_parameter=3)
 
 
-@pytest.mark.skipif("cython" not in available_backends(), reason="cython backend not built")
-def test_cython_models_on_one_or_two_threads_give_the_same_search():
-    """The models on the OpenMP threads (n_jobs=2) or one after another (n_jobs=1)."""
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.values[0] != "numpy"])
+def test_models_on_one_or_two_threads_give_the_same_search(backend):
+    """The models one after another (n_jobs=1) or on two threads: Cython's OpenMP
+    threads, or (Numba) two groups of models in Python threads."""
     X, y = _regression()
     grid = {"delta": [0.3, 3.0], "random_state": [0, 1]}
-    kw = dict(FAST, loss="huber", backend="cython")
+    kw = dict(FAST, loss="huber", backend=backend)
     fits = []
     for n_jobs in (1, 2):
         fits.append(MLPRegressorCV(grid, cv=3, n_jobs=n_jobs, **kw).fit(X, y))
