@@ -59,6 +59,27 @@ CHILD = textwrap.dedent("""
 """)
 
 
+def _interrupt(script, args, ready, timeout):
+    """Run the child ``script``; when it prints ``ready``, send it SIGINT and then a line
+    on its stdin (the child waits for it in its next compiled call, so the signal lands
+    there). Returns (the JSON report of its last line, when SIGINT was sent); the child
+    must exit cleanly."""
+    child = subprocess.Popen([sys.executable, str(script), *args], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == ready, line + child.stderr.read()
+        sent = time.time()
+        child.send_signal(signal.SIGINT)
+        child.stdin.write("sent\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=timeout)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1]), sent
+
+
 # one child process each (~2 s, far more on a busy machine): one case stays in the fast
 # loop, the others are slow
 CASES = [pytest.param(backend, method, id=f"{backend}-{method}",
@@ -75,21 +96,7 @@ def test_sigint_stops_the_fit_mid_epoch_and_keeps_the_completed_steps(method, ba
         pytest.importorskip("numba", reason="numba not installed")
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    child = subprocess.Popen([sys.executable, str(script), method, backend],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        line = child.stdout.readline()
-        assert line.strip() == "third slice", line + child.stderr.read()
-        sent = time.time()
-        child.send_signal(signal.SIGINT)
-        child.stdin.write("sent\n")
-        child.stdin.flush()
-        out, err = child.communicate(timeout=300)
-    finally:
-        child.kill()
-    assert child.returncode == 0, err
-    report = json.loads(out.strip().splitlines()[-1])
+    report, sent = _interrupt(script, [method, backend], "third slice", timeout=300)
     print(f"{backend} {method}: returned {report['returned'] - sent:.3f} s after SIGINT")
     assert "Training interrupted by user." in report["warnings"]
     previous = 1 if method == "partial_fit" else 0  # partial_fit's first call: 1 epoch, 2 steps
@@ -162,17 +169,7 @@ def test_sigint_ends_a_batched_search_with_keyboard_interrupt(tmp_path):
     pytest.importorskip("fastnn.kernels.cython.train", reason="cython backend not built")
     script = tmp_path / "child.py"
     script.write_text(SEARCH_CHILD)
-    child = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "second round", child.stderr.read()
-        child.send_signal(signal.SIGINT)
-        child.stdin.write("sent\n")
-        child.stdin.flush()
-        out, err = child.communicate(timeout=120)
-    finally:
-        child.kill()
-    report = json.loads(out.strip().splitlines()[-1])
+    report, _ = _interrupt(script, [], "second round", timeout=120)
     # the flag stops the rounds before the third call, or the third call is the last
-    assert report["outcome"] == "KeyboardInterrupt" and not report["fitted"], err
+    assert report["outcome"] == "KeyboardInterrupt" and not report["fitted"], report
     assert report["calls"] in (2, 3), report

@@ -360,6 +360,13 @@ cdef int _check_work(Py_ssize_t got, object want, str sizer) except -1:
     return 0
 
 
+cdef object _train_work(const Net* net, Py_ssize_t B):
+    """layout.train_workspace_size for batches of B rows, as a Python int: X_batch |
+    Y_batch | w_batch | forward_backward's B rows | the conv scratch."""
+    return (<object>B * (net.size[0] + net.size[net.n_layers] + 2 + 2 * net.width_sum)
+            + net.conv_scratch)
+
+
 cdef int _check_rows(Py_ssize_t rows) except -1:
     if rows > INT_MAX:  # the BLAS takes int dimensions
         raise ValueError(f"{rows} rows per GEMM, at most {INT_MAX} supported")
@@ -1114,9 +1121,7 @@ def _train_epoch(
             f"state has shape {(state.shape[0], state.shape[1])}, expected "
             f"({state_rows}, {net.n_params}) or more rows"
         )
-    _check_work(work.shape[0], <object>B * (net.size[0] + net.size[net.n_layers] + 2
-                                            + 2 * net.width_sum) + net.conv_scratch,
-                "train_workspace_size")
+    _check_work(work.shape[0], _train_work(&net, B), "train_workspace_size")
     _check_rows(min(B, m))
     for i in range(m):  # a bad index must never read outside X
         v = perm[i]
@@ -1230,9 +1235,7 @@ def _train_epoch_many(
             f"state has shape {(state.shape[0], state.shape[1], state.shape[2])}, expected "
             f"({K}, {state_rows}, {net.n_params}) or more rows per model"
         )
-    _check_work(work.shape[1], <object>B * (net.size[0] + net.size[net.n_layers] + 2
-                                            + 2 * net.width_sum) + net.conv_scratch,
-                "train_workspace_size")
+    _check_work(work.shape[1], _train_work(&net, B), "train_workspace_size")
     _check_rows(min(B, m))
     for k in range(K):
         if counts[k] < 0 or counts[k] > m:
