@@ -594,7 +594,6 @@ def fit_stochastic_many(fits, X, Y, sample_weight, *, bar=None, threads=None):
     seed = np.array([f.problem.dropout_seed for f in fits], np.int64)
     step = np.empty(K, np.int64)
     config = np.empty((K, _k.N_CONFIG))
-    nonfinite = np.zeros(K, np.int64)
     results = [None] * K
     # a call runs up to this many batches of each model (about SLICE_FLOPS in all)
     per_model = max(1, batches_per_call(table, int(B.max())) // K)
