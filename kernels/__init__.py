@@ -95,6 +95,7 @@ KERNELS = {
     ),
     "train": (
         "forward",
+        "forward_many",
         "forward_backward",
         "train_epoch",
         "train_epoch_many",

@@ -73,6 +73,8 @@ _SIGNATURES = {
                   "beta1:real beta2:real weight_decay:real decoupled_weight_decay:flag "
                   "c1:real c2:real eps_in:real eps_out:real",
     "forward": "X:in:2 params:in:1 table:int64:2 work:out:1 raw_out:out:2",
+    "forward_many": "X:in:2 perm:int64:2 counts:int64:1 params:in:2 table:int64:2 "
+                    "work:out:2 raw_out:out:3",
     "forward_backward": "X:in:2 Y:in:2 sample_weight:in:1 params:in:1 table:int64:2 "
                         "loss:int loss_param:real alpha:real grads_out:out:1 work:out:1 "
                         "seed:int step:int",

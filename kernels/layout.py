@@ -314,6 +314,12 @@ def forward_workspace_size(table, rows):
     return int(rows * table[-1, OUT_OFF]) + conv_scratch_size(table)
 
 
+def forward_many_workspace_size(table, rows):
+    """Length of each model's row of ``forward_many``'s workspace for up to ``rows`` rows:
+    its rows of X gathered, then ``forward``'s workspace."""
+    return int(rows * table[0, N_IN]) + forward_workspace_size(table, rows)
+
+
 def forward_backward_workspace_size(table, rows):
     """Length of ``forward_backward``'s workspace: loss, outputs and deltas per row, then
     the conv scratch."""

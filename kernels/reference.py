@@ -943,10 +943,51 @@ def train_epoch(X, Y, sample_weight, perm, batch_size, params, table, loss, loss
 
 
 def _check_models(K, **arrays):
-    """Every per-model array of train_epoch_many has K rows, one per model."""
+    """Every per-model array of train_epoch_many or forward_many has K rows, one per
+    model."""
     for name, a in arrays.items():
         _check(a.shape[0] == K, f"{name} has {a.shape[0]} rows, expected one per model "
                                 f"(params has {K})")
+
+
+@checked
+def forward_many(X, perm, counts, params, table, work, raw_out):
+    """K models of one network ``table``, each on its own rows of X, in one call: for
+    every k,
+
+        forward(X[perm[k, :counts[k]]], params[k], table, work[k], raw_out[k, :counts[k]])
+
+    (model k's rows gathered at the start of work[k]), so model k's outputs are bit for
+    bit those of ``forward`` alone on its rows; raw_out[k, counts[k]:] is left as it is.
+    Scores each fold's held-out rows with its own models (MLPRegressorCV).
+
+    Shapes: perm (K, m) int64 with 0 <= counts[k] <= m; params (K, n_params); work (K,
+    >= forward_many_workspace_size(table, m)); raw_out (K, m, the last layer's N_OUT).
+    """
+    K = params.shape[0]
+    _check_table(table, params[0] if K else params.reshape(-1))
+    _check_models(K, perm=perm, counts=counts, work=work, raw_out=raw_out)
+    m = perm.shape[1]
+    _check(X.ndim == 2 and X.shape[1] == table[0, layout.N_IN],
+           f"X must have the first layer's {table[0, layout.N_IN]} columns")
+    _check(raw_out.shape[1:] == (m, table[-1, layout.N_OUT]),
+           f"raw_out must have shape ({K}, {m}, {table[-1, layout.N_OUT]})")
+    _check(work.shape[1] >= layout.forward_many_workspace_size(table, m),
+           "work is smaller than forward_many_workspace_size")
+    _check(((counts >= 0) & (counts <= m)).all(), f"counts must be in [0, {m}] (perm's "
+                                                  "columns)")
+    for k in range(K):
+        rows = perm[k, :counts[k]]
+        _check(rows.size == 0 or (rows.min() >= 0 and rows.max() < X.shape[0]),
+               f"perm[{k}] has an index out of range for {X.shape[0]} rows")
+    n_in = int(table[0, layout.N_IN])
+    for k in range(K):
+        c = int(counts[k])
+        if c == 0:
+            continue
+        xk = work[k, :c * n_in].reshape(c, n_in)
+        xk[...] = X[perm[k, :c]]
+        forward(xk, params[k], table, work[k, m * n_in:], raw_out[k, :c])
 
 
 @checked

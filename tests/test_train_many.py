@@ -147,3 +147,71 @@ def test_a_perm_index_outside_the_rows_is_refused(kernels, rng):
     with pytest.raises(ValueError, match="perm|index"):
         kernels.train_epoch_many(**a)
     np.testing.assert_array_equal(a["params"], before)  # checked before any model trains
+
+
+# --------------------------------------------------------------------------- forward_many
+
+
+def _forward_args(table, K, n, m, dtype, rng):
+    P = layout.n_params(table)
+    perm = np.array([rng.choice(n, m, replace=False) for _ in range(K)], np.int64)
+    counts = np.array([m, m // 2, 0, 1, m - 1][:K], np.int64)
+    return dict(X=rng.normal(size=(n, int(table[0, layout.N_IN]))).astype(dtype), perm=perm,
+                counts=counts, params=rng.normal(scale=0.4, size=(K, P)).astype(dtype),
+                table=table,
+                work=np.zeros((K, layout.forward_many_workspace_size(table, m)), dtype),
+                raw_out=np.full((K, m, int(table[-1, layout.N_OUT])), -7.0, dtype))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("table", [_dense_table, _conv_table], ids=["dense", "conv"])
+def test_forward_many_gives_each_model_its_own_forward(kernels, dtype, rng, table, threads):
+    """Model k's outputs are forward's on its rows alone, bit for bit, on 1 and 2 threads
+    (Cython spreads the models over its OpenMP threads); rows past counts[k] untouched."""
+    from threadpoolctl import threadpool_limits
+
+    a = _forward_args(table(), 5, 40, 16, dtype, rng)
+    with threadpool_limits(threads, user_api="openmp"):
+        kernels.forward_many(**a)
+    for k in range(5):
+        c = int(a["counts"][k])
+        X = np.ascontiguousarray(a["X"][a["perm"][k, :c]])
+        alone = np.empty((c, a["raw_out"].shape[2]), dtype)
+        kernels.forward(X, a["params"][k], a["table"],
+                        np.empty(layout.forward_workspace_size(a["table"], c), dtype), alone)
+        np.testing.assert_array_equal(a["raw_out"][k, :c], alone, err_msg=f"model {k}")
+        assert (a["raw_out"][k, c:] == -7.0).all(), k
+
+
+def test_forward_many_agrees_with_the_reference(kernels, dtype, tolerance, rng):
+    a = _forward_args(_dense_table(), 4, 30, 12, dtype, rng)
+    b = {name: value.copy() if isinstance(value, np.ndarray) else value
+         for name, value in a.items()}
+    kernels.forward_many(**a)
+    ref.forward_many(**b)
+    tol = tolerance[np.dtype(dtype)]
+    np.testing.assert_allclose(a["raw_out"], b["raw_out"], rtol=tol["rtol"], atol=tol["atol"])
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(counts=np.array([1, 2, 17, 0, 0], np.int64)), "counts"),
+    (dict(counts=np.array([1, 2, -1, 0, 0], np.int64)), "counts"),
+    (dict(raw_out=np.zeros((5, 15, 2))), "raw_out"),
+    (dict(raw_out=np.zeros((4, 16, 2))), "raw_out"),
+    (dict(work=np.zeros((5, 10))), "work"),
+    (dict(perm=np.zeros((4, 16), np.int64)), "perm"),
+])
+def test_forward_many_bad_arguments_are_named(kernels, rng, change, match):
+    a = _forward_args(_dense_table(), 5, 40, 16, np.float64, rng)
+    a.update(change)
+    with pytest.raises(ValueError, match=match):
+        kernels.forward_many(**a)
+
+
+def test_forward_many_refuses_a_perm_index_outside_the_rows(kernels, rng):
+    a = _forward_args(_dense_table(), 3, 40, 16, np.float64, rng)
+    a["perm"][2, 0] = 40
+    a["counts"][2] = 16
+    with pytest.raises(ValueError, match="perm|index"):
+        kernels.forward_many(**a)
+    assert (a["raw_out"] == -7.0).all()  # checked before any model runs

@@ -956,6 +956,18 @@ def forward(X, params, table, work, raw_out):
         raise argument_error("forward", (X, params, table, work, raw_out)) or exc from None
 
 
+def forward_many(X, perm, counts, params, table, work, raw_out):
+    """K models of one table, each on its own rows X[perm[k, :counts[k]]] (gathered at the
+    start of work[k]): raw_out[k, :counts[k]] is forward alone on them, bit for bit
+    (reference.forward_many). With several models and threads, the models run on the
+    OpenMP threads, each model's pass on its thread alone."""
+    try:
+        _forward_many(X, perm, counts, params, table, work, raw_out)
+    except (TypeError, ValueError) as exc:
+        raise argument_error("forward_many", (X, perm, counts, params, table, work, raw_out)
+                             ) or exc from None
+
+
 def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha, grads_out,
                      work, seed=0, step=0):
     """Loss and gradient of one batch: returns (data_loss, penalty), data_loss = sum_i w_i
@@ -1026,6 +1038,94 @@ def _forward(
     finally:
         _free_conv_buffers(&net)
         free(e)
+
+
+def _forward_many(
+    const floating[:, ::1] X not None,  # IN (n, n_0)
+    const int64_t[:, ::1] perm not None,  # IN (K, m); model k's rows perm[k, :counts[k]]
+    const int64_t[::1] counts not None,  # IN (K,)
+    const floating[:, ::1] params not None,  # IN (K, n_params)
+    const int64_t[:, ::1] table not None,  # IN (n_layers, N_COLUMNS): the layer table
+    floating[:, ::1] work not None,  # scratch (K, forward_many_workspace_size)
+    floating[:, :, ::1] raw_out not None,  # OUT (K, m, n_L)
+):
+    cdef Net net
+    cdef Net* nets = NULL  # one per model: each its own conv buffers
+    cdef double** es = NULL
+    cdef Py_ssize_t i, k, made = 0, n = X.shape[0], m = perm.shape[1], K = params.shape[0]
+    cdef int64_t v
+    cdef bint spread
+    _network(table, params.shape[1], &net)
+    _check_models(K, {"perm": perm.shape[0], "counts": counts.shape[0],
+                      "work": work.shape[0], "raw_out": raw_out.shape[0]})
+    _check_shape("X", (X.shape[0], X.shape[1]), (n, net.size[0]))
+    _check_shape("raw_out", (raw_out.shape[0], raw_out.shape[1], raw_out.shape[2]),
+                 (K, m, net.size[net.n_layers]))
+    _check_work(work.shape[1], <object>m * (net.size[0] + net.hidden_sum) + net.conv_scratch,
+                "forward_many_workspace_size")
+    _check_rows(m)
+    for k in range(K):
+        if counts[k] < 0 or counts[k] > m:
+            raise ValueError(f"counts[{k}] = {counts[k]}, expected a count in [0, {m}]")
+        for i in range(counts[k]):  # a bad index must never read outside X
+            v = perm[k, i]
+            if v < 0 or v >= n:
+                raise ValueError(f"perm[{k}, {i}] = {v} is out of range for {n} rows")
+    spread = K > 1 and net.n_threads > 1
+    nets = <Net*>malloc(max(K, 1) * sizeof(Net))
+    es = <double**>malloc(max(K, 1) * sizeof(double*))
+    if nets == NULL or es == NULL:
+        free(nets)
+        free(es)
+        raise MemoryError()
+    try:
+        for k in range(K):
+            nets[k] = net
+            if spread:
+                nets[k].n_threads = 1
+            es[k] = NULL
+            nets[k].conv_buf = NULL
+            made = k + 1
+            if counts[k]:
+                es[k] = _scratch(&nets[k])
+                _conv_buffers(&nets[k], counts[k], False, sizeof(floating))
+        with _blas_one_thread(net.has_conv or spread):
+            with nogil:
+                if spread:
+                    for k in prange(K, num_threads=net.n_threads, schedule="dynamic"):
+                        _forward_model(&nets[k], X, perm, counts, params, work, raw_out,
+                                       es[k], k)
+                else:
+                    for k in range(K):
+                        _forward_model(&nets[k], X, perm, counts, params, work, raw_out,
+                                       es[k], k)
+    finally:
+        for k in range(made):
+            _free_conv_buffers(&nets[k])
+            free(es[k])
+        free(nets)
+        free(es)
+
+
+cdef void _forward_model(
+    const Net* net, const floating[:, ::1] X, const int64_t[:, ::1] perm,
+    const int64_t[::1] counts, const floating[:, ::1] params, floating[:, ::1] work,
+    floating[:, :, ::1] raw_out, double* e, Py_ssize_t k,
+) noexcept nogil:
+    """Model k's pass of forward_many: its rows gathered, then _forward's layers."""
+    cdef Py_ssize_t i, l, c = counts[k], m = perm.shape[1], n0 = net.size[0]
+    cdef floating* xk = &work[k, 0]
+    cdef floating* rest = xk + m * n0
+    cdef floating* out[MAX_LAYERS]
+    if c == 0:
+        return
+    for i in range(c):
+        memcpy(xk + i * n0, &X[perm[k, i], 0], n0 * sizeof(floating))
+    for l in range(net.n_layers - 1):
+        out[l] = rest + c * net.out_off[l]
+    out[net.n_layers - 1] = &raw_out[k, 0, 0]
+    _forward_layers(net, &params[k, 0], xk, c, out, e, <Mask*>NULL, <double*>NULL,
+                    rest + c * net.hidden_sum)
 
 
 def _forward_backward(

@@ -29,6 +29,6 @@ from .loss import (
     softmax_cross_entropy_loss_gradient,
 )
 from .optim import adam_step_, rmsprop_step_, sgd_step_, sgd_velocity_step_
-from .train import forward, forward_backward, train_epoch, train_epoch_many
+from .train import forward, forward_backward, forward_many, train_epoch, train_epoch_many
 
 __all__ = [name for names in KERNELS.values() for name in names]

@@ -403,6 +403,51 @@ def forward(X, params, table, work, raw_out):
 
 
 @kernel
+def forward_many(X, perm, counts, params, table, work, raw_out):
+    """K models of one table, each on its own rows X[perm[k, :counts[k]]] (gathered at the
+    start of work[k]): raw_out[k, :counts[k]] is forward alone on them, bit for bit
+    (reference.forward_many). The models run one after another on the calling thread."""
+    K = params.shape[0]
+    _check_table(table, params[0] if K else params.ravel())
+    if perm.shape[0] != K:
+        raise ValueError("forward_many: perm needs one row per model (params' rows)")
+    if counts.shape[0] != K:
+        raise ValueError("forward_many: counts needs one row per model (params' rows)")
+    if work.shape[0] != K:
+        raise ValueError("forward_many: work needs one row per model (params' rows)")
+    if raw_out.shape[0] != K:
+        raise ValueError("forward_many: raw_out needs one row per model (params' rows)")
+    m = perm.shape[1]
+    L = table.shape[0]
+    n_in = table[0, N_IN]
+    if X.shape[1] != n_in:
+        raise ValueError("forward_many: X must have the first layer's N_IN columns")
+    if raw_out.shape[1] != m or raw_out.shape[2] != table[L - 1, N_OUT]:
+        raise ValueError("forward_many: raw_out must have shape (K, perm's columns, the last "
+                         "layer's N_OUT)")
+    hidden = m * table[L - 1, OUT_OFF]
+    scratch_size = _conv_scratch_size(table)
+    if work.shape[1] < m * n_in + hidden + scratch_size:
+        raise ValueError("forward_many: work is smaller than forward_many_workspace_size")
+    for k in range(K):
+        if counts[k] < 0 or counts[k] > m:
+            raise ValueError("forward_many: counts must be in [0, perm's columns]")
+        for i in range(counts[k]):
+            if perm[k, i] < 0 or perm[k, i] >= X.shape[0]:
+                raise ValueError("forward_many: perm holds an index out of [0, n_rows)")
+    for k in range(K):
+        c = counts[k]
+        if c == 0:
+            continue
+        xk = work[k, :c * n_in].reshape((c, n_in))
+        for i in range(c):
+            xk[i] = X[perm[k, i]]
+        rest = work[k, m * n_in:]
+        _forward(xk, params[k], table, rest, raw_out[k, :c], False, 0, 0,
+                 rest[c * table[L - 1, OUT_OFF]:c * table[L - 1, OUT_OFF] + scratch_size])
+
+
+@kernel
 def forward_backward(X, Y, sample_weight, params, table, loss, loss_param, alpha, grads_out,
                      work, seed=0, step=0):
     """Loss and gradient of one batch, scikit-learn's convention.
