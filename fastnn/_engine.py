@@ -36,6 +36,36 @@ from .kernels import layout
 
 
 PREDICT_WORK = 2**24  # elements of forward's workspace per call (64 MiB in float32)
+MANY_WORK = 2**18  # elements of forward_many's workspace, all models (2 MiB in float64)
+
+
+def forward_many(kernels, table, params, X, rows):
+    """Raw outputs (before the output activation) of model k, ``params[k]``, on the rows
+    ``X[rows[k]]``, for every k: a list of (len(rows[k]), n_out) arrays, each bit for bit
+    ``forward``'s alone on those rows. One ``forward_many`` call per chunk of the rows
+    (every model's next rows at once), the chunk's workspace within MANY_WORK: a
+    workspace that stays in cache (measured, 30 models x 4000 rows of a 4-32-1 net: 17 ms
+    with one 35 MB chunk, fresh pages, against 9 ms for 30 predicts)."""
+    K = len(rows)
+    counts = np.array([len(r) for r in rows], np.int64)
+    m = int(counts.max()) if K else 0
+    perm = np.zeros((K, m), np.int64)
+    for k, r in enumerate(rows):
+        perm[k, :len(r)] = r
+    n_out = int(table[-1, layout.N_OUT])
+    raw = np.empty((K, m, n_out), params.dtype)
+    per_row = layout.forward_many_workspace_size(table, 1) - layout.conv_scratch_size(table)
+    chunk = max(1, min(m, MANY_WORK // max(1, K * per_row)))
+    work = np.empty((K, layout.forward_many_workspace_size(table, chunk)), params.dtype)
+    with blas_threads(table, chunk):
+        for start in range(0, m, chunk):  # rows are independent: any chunking
+            sub = np.ascontiguousarray(perm[:, start:start + chunk])
+            out = raw if sub.shape[1] == m else np.empty((K, sub.shape[1], n_out), raw.dtype)
+            kernels.forward_many(X, sub, np.clip(counts - start, 0, sub.shape[1]), params,
+                                 table, work, out)
+            if out is not raw:
+                raw[:, start:start + sub.shape[1]] = out
+    return [raw[k, :counts[k]] for k in range(K)]
 
 
 @dataclass

@@ -666,7 +666,10 @@ class _BaseMLP(_callbacks.CallbackSupportMixin, BaseEstimator):
 
     def _forward(self, X, params=None):
         """Network outputs for validated X, after the output activation."""
-        raw, kernels = self._raw(X, params)
+        return self._activated(*self._raw(X, params))
+
+    def _activated(self, raw, kernels):
+        """The output activation applied to raw outputs, in place."""
         if self.out_activation_ == "softmax":
             kernels.activation(raw, _k.SOFTMAX, 0.0, raw)
         elif self.out_activation_ == "logistic":
@@ -1097,8 +1100,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         >>> clf.fit(X, y).predict([[0.0, 1.0], [1.0, 1.0]])
         array([1, 0])
         """
-        raw, _ = self._raw(self._check_X_predict(X))
-        # softmax keeps the argmax and sigmoid(z) > 1/2 iff z > 0: no output activation
+        return self._labels(self._raw(self._check_X_predict(X))[0])
+
+    def _labels(self, raw):
+        """Labels from raw outputs: softmax keeps the argmax and sigmoid(z) > 1/2 iff
+        z > 0, so no output activation."""
         if len(self.classes_) == 1:
             return np.repeat(self.classes_, len(raw))
         if self._multilabel:
@@ -1130,10 +1136,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         >>> clf.fit(X, y).predict_proba([[0.0, 1.0]]).round(2)
         array([[0., 1.]])
         """
-        proba = self._forward(self._check_X_predict(X))
-        if proba.shape[1] == 1:
-            return np.hstack([1 - proba, proba])
-        return proba
+        return self._proba(self._forward(self._check_X_predict(X)))
+
+    @staticmethod
+    def _proba(outputs):
+        """predict_proba's columns from the activated outputs."""
+        if outputs.shape[1] == 1:
+            return np.hstack([1 - outputs, outputs])
+        return outputs
 
     def predict_log_proba(self, X):
         """log(predict_proba(X)).
@@ -1391,5 +1401,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         >>> reg.predict([[0.0], [0.5]]).round(3)
         array([1., 2.])
         """
-        pred = self._forward(self._check_X_predict(X))
-        return pred.ravel() if pred.shape[1] == 1 else pred
+        return self._values(self._forward(self._check_X_predict(X)))
+
+    @staticmethod
+    def _values(outputs):
+        """predict's shape for the activated outputs: (n,) for one output."""
+        return outputs.ravel() if outputs.shape[1] == 1 else outputs

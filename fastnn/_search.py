@@ -26,10 +26,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.utils import _safe_indexing
-from sklearn.utils.validation import check_is_fitted, indexable
+from sklearn.utils.validation import _num_samples, check_is_fitted, indexable
 from threadpoolctl import threadpool_limits
 
-from . import _engine
+from . import _backends, _engine
 from ._estimators import MLPClassifier, MLPRegressor
 from ._progress import Progress
 
@@ -160,16 +160,20 @@ class _BaseMLPCV(BaseEstimator):
         scores = np.full((n_c, n_f), np.nan)
         score_times = np.zeros((n_c, n_f))
         for c, f, est, test in models:
+            if isinstance(est, ValueError) and self.error_score == "raise":
+                raise est
+        start = time.perf_counter()
+        held_out = _held_out(models, X)  # every model's held-out outputs in one call
+        spent = (time.perf_counter() - start) / max(1, len(held_out))
+        for c, f, est, test in models:
             if isinstance(est, ValueError):
-                if self.error_score == "raise":
-                    raise est
                 scores[c, f] = self.error_score
                 continue
             t = time.perf_counter()
             weights = {} if sw is None else {"sample_weight": sw[test]}
-            scores[c, f] = scorer(est, _safe_indexing(X, test), _safe_indexing(y, test),
-                                  **weights)
-            score_times[c, f] = time.perf_counter() - t
+            scores[c, f] = scorer(held_out[c, f], _safe_indexing(X, test),
+                                  _safe_indexing(y, test), **weights)
+            score_times[c, f] = time.perf_counter() - t + spent
         self._set_results(candidates, scores, fit_time, score_times)
         if self.refit:
             best = clone(base).set_params(**self.best_params_)
@@ -234,6 +238,60 @@ class _BaseMLPCV(BaseEstimator):
     def score(self, X, y, sample_weight=None):
         check_is_fitted(self, "best_estimator_")
         return self.best_estimator_.score(X, y, sample_weight=sample_weight)
+
+
+def _held_out(models, X):
+    """{(c, f): _HeldOut} for the fitted models of (candidate c, fold f, est, test rows),
+    their outputs on their test rows of X from one _engine.forward_many."""
+    fitted = [(c, f, est, test) for c, f, est, test in models
+              if not isinstance(est, ValueError)]
+    if not fitted:
+        return {}
+    first = fitted[0][2]
+    kernels = _backends.get_kernels(first.backend_)
+    params = np.array([est._pack() for _, _, est, _ in fitted])
+    Xv = first._check_X_predict(X)  # as each model's predict converts its rows
+    raws = _engine.forward_many(kernels, first._table, params, Xv,
+                                [np.asarray(test, np.int64) for *_, test in fitted])
+    return {(c, f): _HeldOut(est, raw, kernels)
+            for (c, f, est, _), raw in zip(fitted, raws)}
+
+
+class _HeldOut:
+    """A fitted fold model whose raw outputs on its held-out rows are computed already
+    (forward_many): a scorer's predict, predict_proba, predict_log_proba and score read
+    them, so X must be those rows; every other attribute is the model's."""
+
+    def __init__(self, est, raw, kernels):
+        self.est, self._raw, self._kernels = est, raw, kernels
+
+    def __getattr__(self, name):
+        return getattr(self.est, name)
+
+    def _check(self, X):
+        if _num_samples(X) != len(self._raw):
+            raise ValueError(f"these outputs are of {len(self._raw)} held-out rows, "
+                             f"not of X's {_num_samples(X)}")
+
+    def _outputs(self, X):
+        self._check(X)
+        return self.est._activated(self._raw.copy(), self._kernels)
+
+    def predict(self, X):
+        if isinstance(self.est, ClassifierMixin):
+            self._check(X)
+            return self.est._labels(self._raw)
+        return self.est._values(self._outputs(X))
+
+    def predict_proba(self, X):
+        return self.est._proba(self._outputs(X))
+
+    def predict_log_proba(self, X):
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
+
+    def score(self, X, y, sample_weight=None):
+        return type(self.est).score(self, X, y, sample_weight=sample_weight)
 
 
 def fit_together(jobs, datasets, check=None, bar=None, threads=None):

@@ -111,6 +111,59 @@ def test_classifier_equals_grid_search(backend, classes, extra):
     np.testing.assert_array_equal(cv.predict_proba(X), gs.predict_proba(X))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("task, scoring", [
+    ("binary", "neg_log_loss"), ("multiclass", "neg_log_loss"), ("multiclass", None),
+    ("multiclass", "balanced_accuracy"), ("poisson", "neg_mean_poisson_deviance"),
+    ("multioutput", "r2"), ("float32", None),
+])
+def test_held_out_outputs_of_one_call_score_exactly_as_each_predict(backend, task, scoring):
+    """The folds' held-out outputs come from one forward_many call; every scorer (through
+    predict, predict_proba or score) gives GridSearchCV's fold scores exactly."""
+    if task in ("binary", "multiclass"):
+        X, y = _classification(classes=2 if task == "binary" else 3)
+        est, search = MLPClassifier, MLPClassifierCV
+    else:
+        X, y = _regression(counts=task == "poisson")
+        if task == "multioutput":
+            y = np.column_stack([y, -y])
+        if task == "float32":
+            X = X.astype(np.float32)
+        est, search = MLPRegressor, MLPRegressorCV
+    kw = dict(FAST, backend=backend, **({"loss": "poisson"} if task == "poisson" else {}))
+    grid = {"alpha": [1e-4, 1e-1], "random_state": [0, 1]}
+    cv = search(grid, cv=3, scoring=scoring, refit=False, **kw).fit(X, y)
+    gs = GridSearchCV(est(**kw), grid, cv=3, scoring=scoring, refit=False).fit(X, y)
+    for f in range(3):
+        key = f"split{f}_test_score"
+        np.testing.assert_array_equal(cv.cv_results_[key], gs.cv_results_[key], err_msg=key)
+
+
+def test_held_out_outputs_in_chunks_of_rows_are_the_same(monkeypatch):
+    """_engine.forward_many in many chunks of rows (a workspace too small for one) gives
+    every model forward's outputs on its rows, exactly."""
+    from fastnn import _engine, _backends
+
+    X, y = _regression()
+    grid = {"alpha": [1e-4, 1e-1]}
+    cv = MLPRegressorCV(grid, cv=3, refit=False, **FAST).fit(X, y)
+    gs = GridSearchCV(MLPRegressor(**FAST), grid, cv=3, refit=False).fit(X, y)
+    monkeypatch.setattr(_engine, "MANY_WORK", 7 * 3 * 12)  # 7 rows per chunk
+    est = MLPRegressor(**FAST).fit(X, y)
+    rows = [np.arange(0, 150, 2), np.arange(149, -1, -3), np.arange(0)]
+    params = np.array([est._pack()] * 3)
+    raws = _engine.forward_many(_backends.get_kernels(est.backend_), est._table, params, X,
+                                rows)
+    assert raws[2].shape == (0, 1)
+    for r, raw in zip(rows[:2], raws):
+        np.testing.assert_array_equal(raw.ravel(), est.predict(X[r]))
+    cv_small = MLPRegressorCV(grid, cv=3, refit=False, **FAST).fit(X, y)
+    for f in range(3):
+        key = f"split{f}_test_score"
+        np.testing.assert_array_equal(cv_small.cv_results_[key], cv.cv_results_[key])
+        np.testing.assert_array_equal(cv.cv_results_[key], gs.cv_results_[key])
+
+
 def test_groups_reach_the_splitter_and_a_splitter_object_works():
     X, y = _regression()
     groups = np.arange(len(y)) % 5
