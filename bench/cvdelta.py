@@ -28,7 +28,6 @@ of one run, never runs of different days.
 """
 
 import argparse
-import json
 import statistics
 import time
 import warnings
@@ -109,6 +108,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # ConvergenceWarning of the capped fits, in every row
     runs = searches(args.backend, args.max_iter, args.threads)
+    from . import report as reporting
     from .compare import gemm_peak
 
     peak = {t: gemm_peak(np.float64, t, 5)["scipy_blas_gemm"] for t in (1, 2)}
@@ -146,7 +146,7 @@ def main(argv=None):
             + f"; kernel {kernel:.3f} s, overhead {row['overhead_ms_per_model']:.2f} ms/model"
             f", best delta {row['best_delta']:g}", flush=True)
     out = Path(args.out) / "cvdelta.json"
-    out.write_text(json.dumps(report, indent=2))
+    reporting.write_json(out, report)  # creates --out
     print(f"wrote {out}")
 
 
