@@ -111,15 +111,16 @@ def test_classifier_equals_grid_search(backend, classes, extra):
     np.testing.assert_array_equal(cv.predict_proba(X), gs.predict_proba(X))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("task, scoring", [
     ("binary", "neg_log_loss"), ("multiclass", "neg_log_loss"), ("multiclass", None),
     ("multiclass", "balanced_accuracy"), ("poisson", "neg_mean_poisson_deviance"),
     ("multioutput", "r2"), ("float32", None),
 ])
-def test_held_out_outputs_of_one_call_score_exactly_as_each_predict(backend, task, scoring):
+def test_held_out_outputs_of_one_call_score_exactly_as_each_predict(task, scoring):
     """The folds' held-out outputs come from one forward_many call; every scorer (through
-    predict, predict_proba or score) gives GridSearchCV's fold scores exactly."""
+    predict, predict_proba or score) gives GridSearchCV's fold scores exactly (on the
+    default backend: each backend's forward_many is forward's bits, test_train_many.py,
+    and test_regressor_equals_grid_search scores every backend)."""
     if task in ("binary", "multiclass"):
         X, y = _classification(classes=2 if task == "binary" else 3)
         est, search = MLPClassifier, MLPClassifierCV
@@ -130,7 +131,7 @@ def test_held_out_outputs_of_one_call_score_exactly_as_each_predict(backend, tas
         if task == "float32":
             X = X.astype(np.float32)
         est, search = MLPRegressor, MLPRegressorCV
-    kw = dict(FAST, backend=backend, **({"loss": "poisson"} if task == "poisson" else {}))
+    kw = dict(FAST, **({"loss": "poisson"} if task == "poisson" else {}))
     grid = {"alpha": [1e-4, 1e-1], "random_state": [0, 1]}
     cv = search(grid, cv=3, scoring=scoring, refit=False, **kw).fit(X, y)
     gs = GridSearchCV(est(**kw), grid, cv=3, scoring=scoring, refit=False).fit(X, y)
