@@ -416,8 +416,8 @@ def test_cython_epoch_loop_holds_no_gil_and_allocates_nothing():
     """Source-level proof for the Cython epoch: the loop is a ``noexcept nogil`` function
     (Cython refuses Python objects there at compile time), and no allocator is called in
     it or in the shared cores it inlines; train.pyx's mallocs are the per-call
-    scratches (softmax rows; the conv layers' thread buffers; train_epoch_many's
-    per-model tables), made before the nogil blocks."""
+    scratches (softmax rows; the conv layers' thread buffers; train_epoch_many's and
+    forward_many's per-model tables), made before the nogil blocks."""
     import re
     from pathlib import Path
 
@@ -434,8 +434,9 @@ def test_cython_epoch_loop_holds_no_gil_and_allocates_nothing():
     scratches = [re.search(r"cdef double\* _scratch\(.*?\n\n\n", train, re.S),
                  re.search(r"cdef int _conv_buffers\(.*?\n\n\n", train, re.S),
                  # train_epoch_many's per-model tables, before its nogil block
-                 re.search(r"def _train_epoch_many\(.*?\n        with _blas", train, re.S)]
-    assert len(calls) == 5
+                 re.search(r"def _train_epoch_many\(.*?\n        with _blas", train, re.S),
+                 re.search(r"def _forward_many\(.*?\n        with _blas", train, re.S)]
+    assert len(calls) == 7
     for call in calls:
         assert any(scratch.start() < call < scratch.end() for scratch in scratches), call
     for body in re.findall(r"\n    with nogil:\n((?:        .*\n|\n)+)", train):
