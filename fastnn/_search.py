@@ -286,9 +286,8 @@ class _HeldOut:
     def predict_proba(self, X):
         return self.est._proba(self._outputs(X))
 
-    def predict_log_proba(self, X):
-        proba = self.predict_proba(X)
-        return np.log(proba, out=proba)
+    def predict_log_proba(self, X):  # the model's own, reading these outputs
+        return type(self.est).predict_log_proba(self, X)
 
     def score(self, X, y, sample_weight=None):
         return type(self.est).score(self, X, y, sample_weight=sample_weight)

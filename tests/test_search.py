@@ -140,6 +140,23 @@ def test_held_out_outputs_of_one_call_score_exactly_as_each_predict(task, scorin
         np.testing.assert_array_equal(cv.cv_results_[key], gs.cv_results_[key], err_msg=key)
 
 
+def test_held_out_outputs_answer_as_the_model_itself():
+    """_HeldOut's predict, predict_proba, predict_log_proba and score on the held-out rows
+    are the fitted model's own, exactly; other rows are refused."""
+    from fastnn._search import _held_out
+
+    X, y = _classification(classes=3)
+    est = MLPClassifier(**FAST).fit(X[:100], y[:100])
+    test = np.arange(100, 150)
+    held = _held_out([(0, 0, est, test)], X)[0, 0]
+    for method in ("predict", "predict_proba", "predict_log_proba"):
+        np.testing.assert_array_equal(getattr(held, method)(X[test]),
+                                      getattr(est, method)(X[test]), err_msg=method)
+    assert held.score(X[test], y[test]) == est.score(X[test], y[test])
+    with pytest.raises(ValueError, match="50 held-out rows"):
+        held.predict(X[:10])
+
+
 def test_held_out_outputs_in_chunks_of_rows_are_the_same(monkeypatch):
     """_engine.forward_many in many chunks of rows (a workspace too small for one) gives
     every model forward's outputs on its rows, exactly."""

@@ -1080,15 +1080,8 @@ def _forward_many(
         raise MemoryError()
     try:
         for k in range(K):
-            nets[k] = net
-            if spread:
-                nets[k].n_threads = 1
-            es[k] = NULL
-            nets[k].conv_buf = NULL
             made = k + 1
-            if counts[k]:
-                es[k] = _scratch(&nets[k])
-                _conv_buffers(&nets[k], counts[k], False, sizeof(floating))
+            _model_net(nets, es, &net, k, spread, counts[k], False, sizeof(floating))
         with _blas_one_thread(net.has_conv or spread):
             with nogil:
                 if spread:
@@ -1100,11 +1093,7 @@ def _forward_many(
                         _forward_model(&nets[k], X, perm, counts, params, work, raw_out,
                                        es[k], k)
     finally:
-        for k in range(made):
-            _free_conv_buffers(&nets[k])
-            free(es[k])
-        free(nets)
-        free(es)
+        _free_model_nets(nets, es, made)
 
 
 cdef void _forward_model(
@@ -1270,6 +1259,33 @@ def train_epoch_many(X, Y, sample_weight, perm, counts, batch_size, params, tabl
         ) or exc from None
 
 
+cdef int _model_net(Net* nets, double** es, const Net* net, Py_ssize_t k, bint spread,
+                    Py_ssize_t rows, bint backward, size_t itemsize) except -1:
+    """Model k's copy of net (train_epoch_many, forward_many): on one thread when the
+    models are spread over the threads, with its own softmax scratch es[k] and conv
+    buffers for passes of ``rows`` rows (none when rows is 0). Free with
+    _free_model_nets, also after a failure here."""
+    nets[k] = net[0]
+    if spread:
+        nets[k].n_threads = 1
+    es[k] = NULL
+    nets[k].conv_buf = NULL
+    if rows:
+        es[k] = _scratch(&nets[k])
+        _conv_buffers(&nets[k], rows, backward, itemsize)
+    return 0
+
+
+cdef void _free_model_nets(Net* nets, double** es, Py_ssize_t made) noexcept:
+    """Free the first ``made`` models' buffers (_model_net), then nets and es."""
+    cdef Py_ssize_t k
+    for k in range(made):
+        _free_conv_buffers(&nets[k])
+        free(es[k])
+    free(nets)
+    free(es)
+
+
 cdef int _check_models(Py_ssize_t K, dict rows) except -1:
     """Every per-model array has K rows, one per model (params' rows)."""
     for name, got in rows.items():
@@ -1361,16 +1377,10 @@ def _train_epoch_many(
     try:
         for k in range(K):
             prms[k] = _loss_params(loss, loss_param[k])
-            nets[k] = net
-            if spread:
-                nets[k].n_threads = 1
-            es[k] = NULL
-            nets[k].conv_buf = NULL
             made = k + 1
-            if active[k] and counts[k]:
-                es[k] = _scratch(&nets[k])
-                _conv_buffers(&nets[k], min(batch_size[k], counts[k]), True,
-                              sizeof(floating))
+            _model_net(nets, es, &net, k, spread,
+                       min(batch_size[k], counts[k]) if active[k] else 0, True,
+                       sizeof(floating))
         with _blas_one_thread(net.has_conv or spread):
             with nogil:
                 if spread:
@@ -1384,11 +1394,7 @@ def _train_epoch_many(
                                      params, loss, prms, alpha, optimizer, config, state, step,
                                      grads, work, sums, seed, active, nonfinite_out, es, k)
     finally:
-        for k in range(made):
-            _free_conv_buffers(&nets[k])
-            free(es[k])
-        free(nets)
-        free(es)
+        _free_model_nets(nets, es, made)
         free(prms)
 
 
